@@ -1,0 +1,73 @@
+"""Readers for the human-labelled datasets in the shared data folder.
+
+``load_pairs("hh-helpful")``, ``load_scores("summeval")`` and ``load_classes("qags")`` read
+a named set; :func:`read_pairs` reads any pairwise file in a known (or registered) format.
+Every reader returns its records together with the rows it could not read.
+"""
+
+from flame_reward.data.formats import (
+    PAIR_FORMATS,
+    PairFields,
+    PairFormat,
+    detect_format,
+    get_pair_format,
+    iter_json_rows,
+    read_pairs,
+    register_pair_format,
+    split_hh_transcripts,
+)
+from flame_reward.data.location import shared_data_dir
+from flame_reward.data.records import (
+    PAIR_LABELS,
+    SPLIT_BY,
+    BadRow,
+    ClassReadResult,
+    ClassRecord,
+    PairReadResult,
+    PairRecord,
+    ReadResult,
+    ScoreReadResult,
+    ScoreRecord,
+)
+from flame_reward.data.sets import (
+    CLASS_SETS,
+    PAIR_SETS,
+    SCORE_SETS,
+    NamedSet,
+    load_classes,
+    load_pairs,
+    load_scores,
+)
+from flame_reward.data.splits import SPLITS, split_of
+
+__all__ = [
+    "CLASS_SETS",
+    "PAIR_FORMATS",
+    "PAIR_LABELS",
+    "PAIR_SETS",
+    "SCORE_SETS",
+    "SPLITS",
+    "SPLIT_BY",
+    "BadRow",
+    "ClassReadResult",
+    "ClassRecord",
+    "NamedSet",
+    "PairFields",
+    "PairFormat",
+    "PairReadResult",
+    "PairRecord",
+    "ReadResult",
+    "ScoreReadResult",
+    "ScoreRecord",
+    "detect_format",
+    "get_pair_format",
+    "iter_json_rows",
+    "load_classes",
+    "load_pairs",
+    "load_scores",
+    "read_pairs",
+    "register_pair_format",
+    "shared_data_dir",
+    "split_hh_transcripts",
+    "split_of",
+]

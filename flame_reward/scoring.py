@@ -1,0 +1,326 @@
+"""The core: render -> encode -> batch -> one forward -> verdict distribution.
+
+Every face of flame-reward (Python API, CLI, TRL adapter, gRPC server, reranker,
+evaluation) computes verdicts here and nowhere else.
+
+How a verdict is computed: the task is rendered in the FLAMe format and encoded through
+the model's chat template; a single forward pass reads the next-token log-probabilities
+at the last position only (``logits_to_keep=1``), restricted to the first token of each
+verdict label. Labels longer than one token get their remaining tokens scored in one
+extra batched pass. The label log-probabilities are renormalised over the label set.
+For tasks with a :class:`~flame_reward.tasks.base.Swap` (pairwise) both presentation
+orders are scored and averaged after mapping labels back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flame_reward.backends import Backend
+from flame_reward.encoding import Encoded, encode, label_token_ids
+from flame_reward.errors import FlameRewardError, InvalidInput, VerdictParseError
+from flame_reward.progress import progress_bar
+from flame_reward.results import Generation, ItemError, Verdict
+from flame_reward.tasks.base import TaskType
+from flame_reward.tasks.registry import get_task_type
+
+OnError = Literal["raise", "return"]
+
+
+@dataclass
+class _Request:
+    ids: list[int]
+    labels: list[list[int]]
+    logp: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Cost:
+    """Running totals of the work done, for cost reports (TRL logs, server metrics)."""
+
+    forwards: int = 0
+    tokens: int = 0
+    judgments: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {"forwards": self.forwards, "tokens": self.tokens, "judgments": self.judgments}
+
+
+def swapped(task: TaskType, example: Mapping[str, Any]) -> dict[str, Any]:
+    """The example presented in the other order (fields exchanged)."""
+    assert task.swap is not None
+    a, b = task.swap.fields
+    out = dict(example)
+    out[a], out[b] = example[b], example[a]
+    return out
+
+
+class Scorer:
+    """Computes verdicts for any registered task type with one backend.
+
+    ``batch_size`` bounds rows per forward pass and ``max_batch_tokens`` bounds padded
+    tokens per pass (long inputs get smaller batches rather than exhausting memory).
+    Rows are sorted by length before batching so padding stays small; results always come
+    back in input order.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        tokenizer: Any,
+        *,
+        batch_size: int = 8,
+        max_length: int = 2048,
+        max_batch_tokens: int = 16384,
+    ) -> None:
+        if batch_size < 1:
+            raise InvalidInput("batch_size", f"must be >= 1, got {batch_size}")
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.max_batch_tokens = max_batch_tokens
+        self.cost = Cost()
+        self._label_cache: dict[tuple[str, ...], list[list[int]]] = {}
+
+    # -- public -------------------------------------------------------------------------
+    def judge(
+        self,
+        task: str | TaskType,
+        examples: Iterable[Mapping[str, Any]],
+        *,
+        on_error: OnError = "raise",
+        progress: bool = False,
+        both_orders: bool = True,
+    ) -> list[Verdict | ItemError]:
+        """Verdicts for ``examples`` in input order.
+
+        With ``on_error="raise"`` the first invalid example raises :class:`InvalidInput`
+        (its message names the field and the item index); with ``"return"`` it becomes an
+        :class:`ItemError` in its slot and the others are still judged.
+        ``both_orders=False`` scores pairwise tasks in the given order only (for bias
+        measurements; the debiased score needs both).
+        """
+        task_type = get_task_type(task)
+        if task_type.generative:
+            raise InvalidInput("task", f"{task_type.name!r} is open-ended; use generate()")
+        examples = list(examples)
+        prepared: list[tuple[int, dict[str, Any], list[str], list[Encoded]] | ItemError] = []
+        for index, raw in enumerate(examples):
+            try:
+                example = task_type.validate(raw)
+                labels = task_type.verdicts(example)
+                shows = [example]
+                if task_type.swap is not None and both_orders:
+                    shows.append(swapped(task_type, example))
+                reserve = max(len(s) for s in self._labels(labels))
+                encs = [
+                    encode(self.tokenizer, task_type.render(s), task_type.truncatable(), self.max_length, reserve)
+                    for s in shows
+                ]
+                prepared.append((index, example, labels, encs))
+            except InvalidInput as exc:
+                if on_error == "raise":
+                    raise InvalidInput(exc.field, f"{exc.reason} (item {index})") from exc
+                prepared.append(ItemError(index, exc.field, exc.reason))
+        requests = [
+            _Request(enc.ids, self._labels(labels))
+            for item in prepared
+            if not isinstance(item, ItemError)
+            for _, _, labels, encs in [item]
+            for enc in encs
+        ]
+        self._score(requests, progress=progress, desc=f"judging ({task_type.name})")
+        results: list[Verdict | ItemError] = []
+        cursor = 0
+        for item in prepared:
+            if isinstance(item, ItemError):
+                results.append(item)
+                continue
+            _, example, labels, encs = item
+            dists = []
+            for _ in encs:
+                dists.append(_normalise(labels, requests[cursor].logp))
+                cursor += 1
+            combined = _combine(task_type, labels, dists)
+            summary = task_type.summarize(combined, example)
+            self.cost.judgments += 1
+            results.append(
+                Verdict(
+                    task=task_type.name,
+                    label=summary.label,
+                    score=summary.score,
+                    distribution=combined,
+                    orders=tuple(dists),
+                    tokens=sum(len(e.ids) for e in encs),
+                    truncated=_truncated_fields(task_type, encs),
+                )
+            )
+        return results
+
+    def generate(
+        self,
+        task: str | TaskType,
+        examples: Iterable[Mapping[str, Any]],
+        *,
+        rationale: bool = True,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        num_samples: int = 1,
+        seed: int | None = None,
+        on_error: OnError = "raise",
+        progress: bool = False,
+    ) -> list[Generation | ItemError]:
+        """Generation mode: the judge writes its answer (a rationale then ``Verdict: X`` when
+        ``rationale``), and the verdict is parsed from the text. A text with no readable
+        verdict is reported in :attr:`Generation.error`, never turned into a score.
+        With ``num_samples > 1`` (sampling), ``samples`` holds every text and ``label`` is
+        the majority verdict among those that parsed.
+        """
+        task_type = get_task_type(task)
+        examples = list(examples)
+        items: list[tuple[int, dict[str, Any], Encoded] | ItemError] = []
+        for index, raw in enumerate(examples):
+            try:
+                example = task_type.validate(raw)
+                enc = encode(self.tokenizer, task_type.render(example, rationale), task_type.truncatable(),
+                             self.max_length, max_new_tokens)
+                items.append((index, example, enc))
+            except InvalidInput as exc:
+                if on_error == "raise":
+                    raise InvalidInput(exc.field, f"{exc.reason} (item {index})") from exc
+                items.append(ItemError(index, exc.field, exc.reason))
+        valid = [it for it in items if not isinstance(it, ItemError)]
+        order = sorted(range(len(valid)), key=lambda i: len(valid[i][2].ids))
+        texts: dict[int, list[str]] = {}
+        bar = progress_bar(total=len(valid), desc=f"generating ({task_type.name})", enabled=progress)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            outs = self.backend.generate(
+                [valid[i][2].ids for i in chunk], max_new_tokens=max_new_tokens, temperature=temperature,
+                top_p=top_p, num_samples=num_samples, seed=seed,
+            )
+            for j, i in enumerate(chunk):
+                rows = outs[j * num_samples:(j + 1) * num_samples]
+                texts[i] = [self.tokenizer.decode(r, skip_special_tokens=True) for r in rows]
+                self.cost.tokens += len(valid[i][2].ids)
+            self.cost.forwards += 1
+            bar.update(len(chunk))
+        bar.close()
+        results: list[Generation | ItemError] = []
+        vi = 0
+        for it in items:
+            if isinstance(it, ItemError):
+                results.append(it)
+                continue
+            _, example, _ = it
+            samples = texts[vi]
+            vi += 1
+            results.append(_parse_generation(task_type, example, samples))
+        return results
+
+    # -- internals ----------------------------------------------------------------------
+    def _labels(self, labels: Sequence[str]) -> list[list[int]]:
+        key = tuple(labels)
+        if key not in self._label_cache:
+            self._label_cache[key] = label_token_ids(self.tokenizer, labels)
+        return self._label_cache[key]
+
+    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices grouped into length-sorted batches bounded by rows and padded tokens."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            width = lengths[i]  # sorted ascending: the newest row is the widest
+            if current and (len(current) >= self.batch_size or width * (len(current) + 1) > self.max_batch_tokens):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _score(self, requests: list[_Request], *, progress: bool, desc: str) -> None:
+        """Fill ``logp`` (one log-probability per label) for every request."""
+        if not requests:
+            return
+        bar = progress_bar(total=len(requests), desc=desc, enabled=progress, unit="fwd")
+        for batch in self._batches([len(r.ids) for r in requests]):
+            firsts = sorted({seq[0] for i in batch for seq in requests[i].labels})
+            column = {tok: k for k, tok in enumerate(firsts)}
+            lp = self.backend.token_logprobs([requests[i].ids for i in batch], 1, firsts)
+            self.cost.forwards += 1
+            self.cost.tokens += sum(len(requests[i].ids) for i in batch)
+            for row, i in enumerate(batch):
+                requests[i].logp = [float(lp[row, 0, column[seq[0]]]) for seq in requests[i].labels]
+            bar.update(len(batch))
+        bar.close()
+        self._score_continuations(requests)
+
+    def _score_continuations(self, requests: list[_Request]) -> None:
+        """Add the log-probabilities of label tokens after the first (multi-token labels)."""
+        jobs = [(i, k, seq) for i, r in enumerate(requests) for k, seq in enumerate(r.labels) if len(seq) > 1]
+        if not jobs:
+            return
+        inputs = [requests[i].ids + seq[:-1] for i, _, seq in jobs]
+        for batch in self._batches([len(x) for x in inputs]):
+            keep = max(len(jobs[j][2]) - 1 for j in batch)
+            wanted = sorted({t for j in batch for t in jobs[j][2][1:]})
+            column = {tok: c for c, tok in enumerate(wanted)}
+            lp = self.backend.token_logprobs([inputs[j] for j in batch], keep, wanted)
+            self.cost.forwards += 1
+            self.cost.tokens += sum(len(inputs[j]) for j in batch)
+            for row, j in enumerate(batch):
+                i, k, seq = jobs[j]
+                rest = seq[1:]
+                # The last len(rest) positions of this row predict rest[0], rest[1], ...
+                offset = keep - len(rest)
+                requests[i].logp[k] += sum(float(lp[row, offset + t, column[tok]]) for t, tok in enumerate(rest))
+
+
+def _truncated_fields(task: TaskType, encs: list[Encoded]) -> tuple[str, ...]:
+    """Truncated field names in terms of the original example (the swapped order's
+    ``response_a`` is the original ``response_b``)."""
+    names = set(encs[0].truncated)
+    if len(encs) == 2 and task.swap is not None:
+        a, b = task.swap.fields
+        names |= {b if f == a else a if f == b else f for f in encs[1].truncated}
+    return tuple(sorted(names))
+
+
+def _normalise(labels: Sequence[str], logp: Sequence[float]) -> dict[str, float]:
+    top = max(logp)
+    weights = [math.exp(x - top) for x in logp]
+    total = sum(weights)
+    return {label: w / total for label, w in zip(labels, weights)}
+
+
+def _combine(task: TaskType, labels: Sequence[str], dists: list[dict[str, float]]) -> dict[str, float]:
+    """Average the presentation orders after mapping the swapped order's labels back."""
+    if len(dists) == 1:
+        return dict(dists[0])
+    assert task.swap is not None
+    back = task.swap.labels
+    return {label: 0.5 * (dists[0][label] + dists[1][back.get(label, label)]) for label in labels}
+
+
+def _parse_generation(task: TaskType, example: Mapping[str, Any], samples: list[str]) -> Generation:
+    parsed: list[str] = []
+    errors: list[str] = []
+    for text in samples:
+        try:
+            parsed.append(task.parse(text, example))
+        except VerdictParseError as exc:
+            errors.append(str(exc))
+    if not parsed:
+        return Generation(task.name, samples[0], None, errors[0], tuple(samples))
+    label = max(set(parsed), key=lambda x: (parsed.count(x), -parsed.index(x)))
+    return Generation(task.name, samples[0], label, None, tuple(samples))
+
+
+__all__ = ["Cost", "FlameRewardError", "Scorer", "swapped"]
