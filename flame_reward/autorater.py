@@ -30,7 +30,7 @@ class Autorater:
         cls,
         model: str | None = None,
         *,
-        adapter: str | None = None,
+        adapter: str | None = "auto",
         device: str | None = None,
         dtype: str | None = None,
         batch_size: int = 8,
@@ -42,7 +42,9 @@ class Autorater:
         """Load a judge.
 
         ``model``: a local Hugging Face directory, a hub id, or ``None`` for the embedded
-        default (SmolLM2-135M-Instruct). ``adapter``: a PEFT LoRA directory. ``device``:
+        default (SmolLM2-135M-Instruct). ``adapter``: a PEFT LoRA directory; ``"auto"`` (the
+        default) applies the trained adapter shipped with the embedded default when one
+        ships, ``None`` gives the raw model. ``device``:
         ``cpu``/``cuda`` (default: CUDA when present). ``dtype``: default bf16 on GPU, fp32
         on CPU. ``max_length``: token budget per rendered task; longer responses are
         truncated, never the instruction.

@@ -6,6 +6,7 @@ Errors a user can act on print one line (``flame-reward: error: ...``) and exit 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -18,11 +19,18 @@ from flame_reward.errors import FlameRewardError, InvalidInput
 
 EXIT_ERROR = 2
 
+#: Modules contributing sub-commands through ``add_command(subparsers)``.
+COMMAND_MODULES: tuple[str, ...] = ("flame_reward.train.command",)
 
-def _model_options(p: argparse.ArgumentParser) -> None:
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The judge-model options every judging command shares."""
     g = p.add_argument_group("judge model")
     g.add_argument("--model", default=None, help="HF model directory or id (default: the embedded SmolLM2-135M-Instruct)")
-    g.add_argument("--adapter", default=None, help="PEFT LoRA adapter directory applied on top of the model")
+    g.add_argument("--adapter", default="auto",
+                   help="PEFT LoRA adapter directory (default 'auto': the adapter shipped with the embedded default, if any)")
+    g.add_argument("--no-adapter", dest="adapter", action="store_const", const=None,
+                   help="use the raw model, without the shipped adapter")
     g.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     g.add_argument("--dtype", default=None, help="float32 / bfloat16 / float16 (default: bf16 on GPU, fp32 on CPU)")
     g.add_argument("--batch-size", type=int, default=8, help="rows per forward pass (default 8)")
@@ -30,7 +38,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the forward pass")
 
 
-def _load_judge(args: argparse.Namespace) -> Any:
+def load_judge(args: argparse.Namespace) -> Any:
+    """An Autorater built from :func:`add_model_options`' arguments."""
     from flame_reward.autorater import Autorater
 
     return Autorater.from_pretrained(
@@ -58,7 +67,7 @@ def _run_rows(args: argparse.Namespace, task: str, defaults: dict[str, Any]) -> 
     task_type = get_task_type(task)
     mapping = _parse_map(args.map or [])
     rows = list(read_rows(args.input))
-    judge = _load_judge(args)
+    judge = load_judge(args)
     started = time.perf_counter()
     ok = bad = 0
     bar = progress_bar(total=len(rows), desc=f"{task} rows", enabled=not args.quiet, unit="row")
@@ -166,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--criteria", default=None, help="evaluation criteria replacing the task's default")
         p.add_argument("--strict", action="store_true", help="exit 1 when any row had an error")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-        _model_options(p)
+        add_model_options(p)
         p.set_defaults(fn=fn)
         return p
 
@@ -187,8 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="dev", choices=["dev", "train", "all"], help="which split to draw from (default dev)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    _model_options(p)
+    add_model_options(p)
     p.set_defaults(fn=cmd_demo, max_length=1024)
+
+    # Commands that live beside the parts they drive: each module has
+    # ``add_command(subparsers)`` registering its parser with ``fn=`` set.
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_command(sub)
     return parser
 
 

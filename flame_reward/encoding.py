@@ -10,7 +10,7 @@ is rejected with :class:`InvalidInput` naming ``max_length``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 

@@ -87,3 +87,64 @@ def test_tiny_training_run_lowers_the_loss(tmp_path, tokenizer):
     assert report["last_losses"][-1] < report["first_losses"][0] * 0.7
     assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
     assert latest_checkpoint(tmp_path / "run").endswith("checkpoint-12")
+
+
+def test_weights_from_effects():
+    from flame_reward.train.recipes import weights_from_effects
+
+    w = weights_from_effects({"a": 0.04, "b": 0.01, "c": -0.02})
+    assert w == pytest.approx({"a": 0.8, "b": 0.2, "c": 0.0})
+    assert weights_from_effects({"a": -0.1, "b": 0.0}) == {"a": 0.5, "b": 0.5}
+
+
+def test_rm_mixture_is_uniform_and_never_sees_dev():
+    from flame_reward.data import load_pairs
+    from flame_reward.train.recipes import DataPlan, build_mixture, dev_pairs
+
+    items = build_mixture("rm", DataPlan(pairwise=("llmbar", "pandalm")), total=400, seed=3)
+    assert Counter(i.dataset for i in items) == {"llmbar": 200, "pandalm": 200}
+    assert items == build_mixture("rm", DataPlan(pairwise=("llmbar", "pandalm")), total=400, seed=3)
+    dev_keys = {r.key for name in ("llmbar", "pandalm") for r in load_pairs(name, split="dev").records}
+    assert dev_keys and not dev_keys & {i.key for i in items}
+    dev = dev_pairs(("llmbar",))
+    assert dev and all(d.key in dev_keys for d in dev)
+    with pytest.raises(InvalidInput) as err:
+        build_mixture("opt-rm", DataPlan(pairwise=("llmbar",)))
+    assert err.value.field == "weights"
+
+
+def test_tail_patch_on_a_tiny_model(tmp_path, tokenizer):
+    import argparse
+    import json
+
+    from tests.conftest import make_tiny_loaded
+    from flame_reward.train.command import tail_patch
+    from flame_reward.train.recipes import dev_pairs
+
+    args = argparse.Namespace(model=None, init_adapter=None, device=None, max_length=1024, epochs=1.0, max_steps=-1,
+                              batch_size=2, grad_accum=1, lr=1e-2, lora_r=4, lora_alpha=8, top_layers=None,
+                              seed=0, eval_every=0, dev_pairs=4, save_every=100, threads=None, tail_steps=2)
+    dev = dev_pairs(("llmbar",))[:4]
+    details = tail_patch(args, ("llmbar", "pandalm"), dev, tmp_path,
+                         loader=lambda: make_tiny_loaded(tokenizer, seed=2))
+    assert set(details["sets"]) == {"llmbar", "pandalm"}
+    for d in details["sets"].values():
+        assert d["steps"] == 2
+        assert d["effect"] == pytest.approx(d["dev_after"]["dev_accuracy"] - details["baseline"]["dev_accuracy"])
+    assert sum(details["weights"].values()) == pytest.approx(1.0)
+    assert json.loads((tmp_path / "tailpatch.json").read_text())["weights"] == details["weights"]
+    assert "| llmbar |" in (tmp_path / "tailpatch.md").read_text()
+
+
+def test_adapter_resolution(monkeypatch, tmp_path):
+    from flame_reward.models import loading
+
+    assert loading.resolve_adapter(None, None) is None
+    assert loading.resolve_adapter("some/model", "auto") is None  # only the embedded default ships one
+    assert loading.resolve_adapter(None, "/x/adapter") == "/x/adapter"
+    shipped = tmp_path / "adapter"
+    shipped.mkdir()
+    (shipped / "adapter_config.json").write_text("{}")
+    monkeypatch.setattr(loading, "packaged_adapter_dir", lambda model: shipped if loading.is_embedded(model) else None)
+    assert loading.resolve_adapter(None, "auto") == str(shipped)
+    assert loading.resolve_adapter(None, "none") is None

@@ -76,6 +76,29 @@ def _adapter_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: LoRA adapters that ship inside the package, applied automatically to their base model.
+PACKAGED_ADAPTERS = {EMBEDDED_NAME: "smollm2-135m-flame-rm"}
+
+
+def packaged_adapter_dir(model: str | None) -> Path | None:
+    """The adapter shipped for ``model`` (only the embedded default has one), if present."""
+    if not is_embedded(model):
+        return None
+    path = Path(__file__).resolve().parent.parent / "adapters" / PACKAGED_ADAPTERS[EMBEDDED_NAME]
+    return path if (path / "adapter_config.json").is_file() else None
+
+
+def resolve_adapter(model: str | None, adapter: str | None) -> str | None:
+    """``"auto"`` means the packaged adapter of the embedded default when one ships, else
+    none; ``None``/``"none"`` means the raw model; anything else is an adapter directory."""
+    if adapter in (None, "none", ""):
+        return None
+    if adapter == "auto":
+        found = packaged_adapter_dir(model)
+        return str(found) if found else None
+    return adapter
+
+
 def load_model(
     model: str | None = None,
     *,
@@ -89,7 +112,9 @@ def load_model(
 
     ``model`` is a local directory, a Hugging Face id, or ``None``/``"embedded"`` for the
     embedded default. ``adapter`` is a PEFT LoRA directory applied on top (merged into the
-    weights by default: scoring then costs the same as the base model).
+    weights by default: scoring then costs the same as the base model); ``"auto"`` picks
+    the adapter shipped for the embedded default when there is one (see
+    :func:`resolve_adapter`), ``None`` the raw model.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -124,6 +149,7 @@ def load_model(
     except ValueError as exc:
         raise ModelLoadError(f"{name!r} is not a causal language model transformers can load: {exc}") from exc
     adapter_hash = None
+    adapter = resolve_adapter(model, adapter)
     if adapter:
         apath = Path(adapter).expanduser()
         if not (apath / "adapter_config.json").is_file():
