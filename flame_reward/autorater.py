@@ -38,6 +38,7 @@ class Autorater:
         threads: int | None = None,
         backend: str = "torch",
         revision: str | None = None,
+        quantize: str | None = None,
     ) -> Autorater:
         """Load a judge.
 
@@ -48,11 +49,22 @@ class Autorater:
         ``cpu``/``cuda`` (default: CUDA when present). ``dtype``: default bf16 on GPU, fp32
         on CPU. ``max_length``: token budget per rendered task; longer responses are
         truncated, never the instruction.
+
+        ``backend``: ``"torch"`` (default) or ``"onnx"`` (ONNX Runtime; ``model`` is then a
+        directory written by ``flame-reward export-onnx``, or a Hugging Face model / the
+        embedded default, exported once into the cache on first use). ``quantize="int8"``
+        runs the export's dynamically quantised graph (onnx backend only). The onnx backend
+        scores verdicts only: :meth:`generate` needs the torch backend.
         """
         from flame_reward.models.loading import load_model
 
+        if backend == "onnx":
+            return cls._from_onnx(model, adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
+                                  max_length=max_length, threads=threads, revision=revision, quantize=quantize)
         if backend != "torch":
-            raise InvalidInput("backend", f"unknown backend {backend!r}; available: torch")
+            raise InvalidInput("backend", f"unknown backend {backend!r}; available: torch, onnx")
+        if quantize not in (None, "", "none"):
+            raise InvalidInput("quantize", f"{quantize!r} quantisation runs on the onnx backend: pass backend='onnx'")
         from flame_reward.backends import TorchBackend
 
         loaded = load_model(model, adapter=adapter, device=device, dtype=dtype, revision=revision)
@@ -61,6 +73,38 @@ class Autorater:
         info = {"model": loaded.name, "path": loaded.path, "device": loaded.device, "dtype": loaded.dtype,
                 "adapter": loaded.adapter, "adapter_sha256": loaded.adapter_sha256, "backend": backend}
         return cls(scorer, model_name=loaded.name, info=info)
+
+    @classmethod
+    def _from_onnx(cls, model: str | None, *, adapter: str | None, device: str | None, dtype: str | None,
+                   batch_size: int, max_length: int, threads: int | None, revision: str | None,
+                   quantize: str | None) -> Autorater:
+        from pathlib import Path
+
+        from flame_reward.backends import OnnxBackend
+        from flame_reward.errors import ModelLoadError
+        from flame_reward.models.onnx_export import cached_export, check_quantize, is_onnx_dir
+
+        quantize = check_quantize(quantize)
+        if dtype not in (None, "auto", "float32", "fp32"):
+            raise InvalidInput("dtype", f"the onnx backend runs the exported float32 graph (or int8 with "
+                                        f"quantize='int8'); dtype {dtype!r} is not available")
+        if is_onnx_dir(model):
+            path, onnx_adapter = str(model), adapter
+        else:
+            local = Path(model).expanduser() if model else None
+            if local is not None and local.is_dir() and not (local / "config.json").is_file():
+                raise ModelLoadError(f"{model!r} is neither a flame-reward ONNX export (manifest.json, model.onnx) "
+                                     "nor a Hugging Face model directory (config.json)")
+            path = str(cached_export(model, adapter=adapter, quantize=quantize, revision=revision))
+            onnx_adapter = "auto"  # the cached export merged exactly what was asked for
+        backend = OnnxBackend(path, quantize=quantize, threads=threads, device=device, adapter=onnx_adapter)
+        scorer = Scorer(backend, backend.tokenizer, batch_size=batch_size, max_length=max_length)
+        manifest = backend.manifest
+        info = {"model": manifest.get("model"), "path": path, "device": backend.device,
+                "dtype": backend.precision if backend.precision == "int8" else "float32",
+                "adapter": manifest.get("adapter"), "adapter_sha256": manifest.get("adapter_sha256"),
+                "backend": "onnx", "quantize": quantize, "providers": backend.providers}
+        return cls(scorer, model_name=str(manifest.get("model")), info=info)
 
     # -- generic --------------------------------------------------------------------------
     @staticmethod
@@ -109,14 +153,8 @@ class Autorater:
         progress: bool = False,
     ) -> list[Verdict]:
         """:meth:`compare` for many ``(prompt, response_a, response_b)`` tuples or mappings."""
-        examples = []
-        for item in pairs:
-            ex = dict(item) if isinstance(item, Mapping) else dict(zip(("prompt", "response_a", "response_b"), item))
-            ex.setdefault("allow_tie", allow_tie)
-            ex.setdefault("tie_margin", tie_margin)
-            if criteria is not None:
-                ex.setdefault("criteria", criteria)
-            examples.append(ex)
+        examples = _as_examples(pairs, ("prompt", "response_a", "response_b"),
+                                {"allow_tie": allow_tie, "tie_margin": tie_margin, "criteria": criteria})
         return self.judge("pairwise", examples, progress=progress)  # type: ignore[return-value]
 
     # -- pointwise ------------------------------------------------------------------------
@@ -147,13 +185,7 @@ class Autorater:
         progress: bool = False,
     ) -> list[Verdict]:
         """:meth:`score` for many ``(prompt, response)`` tuples or mappings."""
-        examples = []
-        for item in items:
-            ex = dict(item) if isinstance(item, Mapping) else dict(zip(("prompt", "response"), item))
-            ex.setdefault("scale", scale)
-            if criteria is not None:
-                ex.setdefault("criteria", criteria)
-            examples.append(ex)
+        examples = _as_examples(items, ("prompt", "response"), {"scale": scale, "criteria": criteria})
         return self.judge("pointwise", examples, progress=progress)  # type: ignore[return-value]
 
     # -- classification -------------------------------------------------------------------
@@ -181,17 +213,24 @@ class Autorater:
         progress: bool = False,
     ) -> list[Verdict]:
         """:meth:`classify` for many ``(prompt, response)`` tuples or mappings."""
-        examples = []
-        for item in items:
-            ex = dict(item) if isinstance(item, Mapping) else dict(zip(("prompt", "response"), item))
-            ex.setdefault("labels", list(labels))
-            if criteria is not None:
-                ex.setdefault("criteria", criteria)
-            examples.append(ex)
+        examples = _as_examples(items, ("prompt", "response"), {"labels": list(labels), "criteria": criteria})
         return self.judge("classification", examples, progress=progress)  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return f"Autorater(model={self.model_name!r}, device={self.info.get('device')!r})"
+
+
+def _as_examples(items: Sequence[Any], names: tuple[str, ...], options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Tuples (in ``names`` order) or mappings -> examples; ``options`` fill what an item
+    leaves unset (``None`` options are left out so the task's defaults apply)."""
+    examples = []
+    for item in items:
+        ex = dict(item) if isinstance(item, Mapping) else dict(zip(names, item))
+        for key, value in options.items():
+            if value is not None:
+                ex.setdefault(key, value)
+        examples.append(ex)
+    return examples
 
 
 __all__ = ["Autorater", "get_task_type"]

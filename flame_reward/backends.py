@@ -2,17 +2,32 @@
 
 A backend turns batches of token ids into log-probabilities of chosen tokens at the last
 positions, and generates text. The scoring core knows nothing else about the model, so
-another runtime (ONNX Runtime) slots in behind the same two methods.
+another runtime slots in behind the same two methods:
+
+- :class:`TorchBackend`: PyTorch/transformers (CPU fp32, CUDA bf16). It can also share
+  prefixes: compute a prefix's KV cache once (:meth:`TorchBackend.prefix_state`) and score
+  many suffixes after it (:meth:`TorchBackend.token_logprobs_after`); the scoring core
+  uses this automatically (see :mod:`flame_reward.prefix`).
+- :class:`OnnxBackend`: ONNX Runtime over a graph written by ``flame-reward export-onnx``
+  (fp32, or int8 dynamic quantisation), whose only output is the verdict-token
+  log-probabilities. No generation, no prefix sharing.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
+from flame_reward.errors import FlameRewardError, ModelLoadError
 from flame_reward.models.loading import LoadedModel
+
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -28,6 +43,22 @@ class Backend(Protocol):
 
     def generate(self, batch: Sequence[Sequence[int]], **kwargs: Any) -> list[list[int]]:
         """Generated continuations (new tokens only), one list per input row and sample."""
+        ...
+
+
+class PrefixSharingBackend(Backend, Protocol):
+    """Optional extension: a backend with ``supports_prefix_sharing = True`` lets the
+    scoring core compute a shared prefix once and score many suffixes after it."""
+
+    supports_prefix_sharing: bool
+
+    def prefix_state(self, ids: Sequence[int], parent: Any = None) -> Any:
+        """Opaque state after ``parent``'s tokens followed by ``ids`` (batch 1)."""
+        ...
+
+    def token_logprobs_after(self, prefix: Any, batch: Sequence[Sequence[int]], keep: int,
+                             token_ids: Sequence[int]) -> torch.Tensor:
+        """:meth:`Backend.token_logprobs` of rows ``prefix + row`` given only each ``row``."""
         ...
 
 
@@ -48,6 +79,47 @@ def left_pad(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, mask, positions
 
 
+@dataclass
+class PrefixState:
+    """The attention state (per-layer keys and values, batch 1) after ``length`` tokens."""
+
+    length: int
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _cache_tensors(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer (keys, values) of a transformers cache, across cache API generations."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    if hasattr(cache, "key_cache"):  # transformers < 4.54
+        return list(zip(cache.key_cache, cache.value_cache))
+    return [(k, v) for k, v in cache]  # legacy tuple of tuples
+
+
+def _make_cache(kv: Sequence[tuple[torch.Tensor, torch.Tensor]], rows: int) -> Any:
+    from transformers import DynamicCache
+
+    return DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in kv])
+
+
+def _shares_prefixes(model: Any) -> bool:
+    """Prefix sharing reuses a plain full-attention KV cache under an explicit padding mask;
+    models with sliding-window or non-attention layers, and attention kernels other than
+    eager/SDPA (flash-attention reads padding masks differently), score every row whole."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "is_encoder_decoder", False):
+        return False
+    if getattr(config, "_attn_implementation", None) not in (None, "eager", "sdpa"):
+        return False
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    if getattr(text, "sliding_window", None) and getattr(text, "use_sliding_window", True):
+        return False
+    layer_types = getattr(text, "layer_types", None)
+    if layer_types and any(t != "full_attention" for t in layer_types):
+        return False
+    return True
+
+
 class TorchBackend:
     """PyTorch/transformers runtime (CPU fp32, or CUDA bf16)."""
 
@@ -61,6 +133,10 @@ class TorchBackend:
         self.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         if threads:
             torch.set_num_threads(threads)
+        #: Whether :meth:`prefix_state` / :meth:`token_logprobs_after` may be used.
+        self.supports_prefix_sharing = _shares_prefixes(self.model)
+        # transformers 5.x renamed the ``past_key_values`` argument (and output) ``cache``.
+        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     @torch.inference_mode()
     def token_logprobs(self, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int]) -> torch.Tensor:
@@ -71,6 +147,52 @@ class TorchBackend:
             position_ids=positions.to(self.device),
             logits_to_keep=keep,
             use_cache=False,
+        )
+        logits = out.logits[:, -keep:, :].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        index = torch.tensor(list(token_ids), dtype=torch.long, device=logp.device)
+        return logp.index_select(-1, index).cpu()
+
+    @torch.inference_mode()
+    def prefix_state(self, ids: Sequence[int], parent: PrefixState | None = None) -> PrefixState:
+        """Run ``ids`` (batch 1, no padding) after ``parent``'s tokens and keep the KV cache."""
+        start = parent.length if parent is not None else 0
+        x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+        positions = torch.arange(start, start + x.shape[1], device=self.device).unsqueeze(0)
+        mask = torch.ones((1, start + x.shape[1]), dtype=torch.long, device=self.device)
+        past = _make_cache(parent.kv, 1) if parent is not None else None
+        if past is None:
+            from transformers import DynamicCache
+
+            past = DynamicCache()
+        out = self.model(input_ids=x, attention_mask=mask, position_ids=positions, use_cache=True,
+                         logits_to_keep=1, **{self._cache_arg: past})
+        cache = getattr(out, "cache", None)
+        if cache is None:
+            cache = out.past_key_values
+        return PrefixState(start + x.shape[1], _cache_tensors(cache))
+
+    @torch.inference_mode()
+    def token_logprobs_after(
+        self, prefix: PrefixState, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int]
+    ) -> torch.Tensor:
+        """:meth:`token_logprobs` for rows ``prefix + suffix`` given only the suffixes.
+
+        The suffixes are left-padded like any batch; the attention mask is explicit over
+        ``[prefix | padding | suffix]`` (a hole where the padding sits) and the position
+        ids continue from the prefix, so each row computes what it computes whole and its
+        last real token still sits in the last column (read with ``logits_to_keep``).
+        """
+        ids, mask, positions = left_pad(batch, self.pad_token_id)
+        rows = ids.shape[0]
+        full_mask = torch.cat([torch.ones((rows, prefix.length), dtype=torch.long), mask], dim=1)
+        out = self.model(
+            input_ids=ids.to(self.device),
+            attention_mask=full_mask.to(self.device),
+            position_ids=(positions + prefix.length).to(self.device),
+            logits_to_keep=keep,
+            use_cache=True,
+            **{self._cache_arg: _make_cache(prefix.kv, rows)},
         )
         logits = out.logits[:, -keep:, :].float()
         logp = torch.log_softmax(logits, dim=-1)
@@ -106,3 +228,108 @@ class TorchBackend:
             cut = next((i for i, t in enumerate(row) if t in eos), len(row))
             trimmed.append(row[:cut])
         return trimmed
+
+
+class OnnxBackend:
+    """ONNX Runtime over a graph written by ``flame-reward export-onnx``.
+
+    The graph's only output is the verdict-token log-probabilities at the kept positions,
+    so it computes exactly what :meth:`TorchBackend.token_logprobs` returns (any ``keep``
+    and any token ids: both are graph inputs). ``quantize="int8"`` picks the dynamically
+    quantised graph. Providers: ``CUDAExecutionProvider`` when onnxruntime-gpu is installed
+    and a GPU is visible (and ``device`` is not ``cpu``), else ``CPUExecutionProvider``; all
+    graph optimisations on; ``threads`` sets ``intra_op_num_threads``. Generation is not
+    available (the graph has no KV cache and no vocabulary output): use the torch backend.
+    """
+
+    name = "onnx"
+    supports_prefix_sharing = False
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        quantize: str | None = None,
+        threads: int | None = None,
+        device: str | None = None,
+        adapter: str | None = "auto",
+    ) -> None:
+        from flame_reward.models.onnx_export import INPUTS, OUTPUT, check_onnx_dir
+
+        self.dir = check_onnx_dir(path, quantize=quantize, adapter=adapter)
+        self.manifest = self.dir.manifest
+        self.precision = self.dir.precision
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise ModelLoadError("the onnx backend needs onnxruntime: pip install onnxruntime") from exc
+        self.tokenizer = _load_tokenizer(self.dir.path, self.manifest)
+        tok = self.tokenizer
+        self.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self.providers = _providers(ort, device)
+        self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.dir.graph), options, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelLoadError(f"ONNX Runtime cannot load {self.dir.graph}: {exc}") from exc
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if sorted(inputs) != sorted(INPUTS) or outputs != [OUTPUT]:
+            raise ModelLoadError(f"{self.dir.graph} is not a flame-reward verdict graph: inputs {inputs}, outputs "
+                                 f"{outputs}; expected {list(INPUTS)} -> [{OUTPUT!r}]")
+
+    def token_logprobs(self, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int]) -> torch.Tensor:
+        import numpy as np
+
+        ids, mask, positions = left_pad(batch, self.pad_token_id)
+        width = ids.shape[1]
+        feeds = {
+            "input_ids": ids.numpy(),
+            "attention_mask": mask.numpy(),
+            "position_ids": positions.numpy(),
+            "keep_positions": np.arange(width - keep, width, dtype=np.int64),
+            "token_ids": np.asarray(list(token_ids), dtype=np.int64),
+        }
+        (out,) = self.session.run(None, feeds)
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+    def generate(self, batch: Sequence[Sequence[int]], **kwargs: Any) -> list[list[int]]:
+        raise FlameRewardError(
+            "generation needs the torch backend: an ONNX judge graph outputs only verdict-token "
+            "log-probabilities; load the model with backend='torch' (--backend torch) to generate"
+        )
+
+
+def _providers(ort: Any, device: str | None) -> list[str]:
+    available = ort.get_available_providers()
+    wants_cuda = device is not None and device.startswith("cuda")
+    if device not in (None, "cpu") and not wants_cuda:
+        raise ModelLoadError(f"device {device!r} is not one of cpu, cuda")
+    gpu = "CUDAExecutionProvider" in available and torch.cuda.is_available()
+    if wants_cuda and not gpu:
+        why = "onnxruntime-gpu is not installed" if "CUDAExecutionProvider" not in available else "no CUDA GPU is visible"
+        raise ModelLoadError(f"device {device!r} requested for the onnx backend but {why}")
+    if gpu and device != "cpu":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _load_tokenizer(path: Path, manifest: dict[str, Any]) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path))
+    except Exception as exc:  # transformers raises OSError/ValueError/... for broken files
+        raise ModelLoadError(f"cannot load the tokenizer saved in {str(path)!r}: {exc}") from exc
+    size = manifest.get("tokenizer_size")
+    if size is not None and len(tok) != size:
+        raise ModelLoadError(f"the tokenizer in {str(path)!r} has {len(tok)} tokens but the graph was exported "
+                             f"with {size}: the tokenizer files do not belong to this export")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok

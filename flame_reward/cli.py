@@ -20,7 +20,8 @@ from flame_reward.errors import FlameRewardError, InvalidInput
 EXIT_ERROR = 2
 
 #: Modules contributing sub-commands through ``add_command(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = ("flame_reward.train.command",)
+COMMAND_MODULES: tuple[str, ...] = ("flame_reward.train.command", "flame_reward.eval.command", "flame_reward.rerank.command",
+                                   "flame_reward.server.command", "flame_reward.models.onnx_command")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -36,6 +37,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=8, help="rows per forward pass (default 8)")
     g.add_argument("--max-length", type=int, default=2048, help="token budget per task; responses are truncated to fit")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the forward pass")
+    g.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="runtime: torch (default) or onnx (ONNX Runtime; --model is then an 'export-onnx' directory, "
+                        "or a model exported once into the cache); generation needs torch")
+    g.add_argument("--quantize", choices=("int8",), default=None,
+                   help="with --backend onnx: run the export's int8 (dynamic quantisation) graph")
 
 
 def load_judge(args: argparse.Namespace) -> Any:
@@ -45,6 +51,7 @@ def load_judge(args: argparse.Namespace) -> Any:
     return Autorater.from_pretrained(
         args.model, adapter=args.adapter, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, max_length=args.max_length, threads=args.threads,
+        backend=getattr(args, "backend", "torch"), quantize=getattr(args, "quantize", None),
     )
 
 

@@ -29,6 +29,7 @@ def run_demo(args: argparse.Namespace) -> int:
     judge = Autorater.from_pretrained(
         args.model, adapter=args.adapter, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, max_length=args.max_length, threads=args.threads,
+        backend=getattr(args, "backend", "torch"), quantize=getattr(args, "quantize", None),
     )
     print(f"judge: {judge.model_name} on {judge.info['device']} ({judge.info['dtype']})", file=sys.stderr)
     rows = []

@@ -1,0 +1,521 @@
+"""CoBBLEr-style bias probes (Koo et al., 2023, arXiv 2309.17012) for a pairwise judge.
+
+Each probe is a pure transformation of a human-labelled pair (testable without a model)
+plus one measurement. A base pair has a human-*better* and a human-*worse* response; every
+probe names a **target** side (the side the bias would push the judge towards, usually the
+worse response) and perturbs the pair:
+
+=============  ===============================================================================
+probe          perturbation (target side)
+=============  ===============================================================================
+order          none: the raw single-order verdicts on the pair and on its swap are compared
+               (``judge(..., both_orders=False)``); target = whatever is shown first
+compassion     the responses are attributed to real model names (task ``pairwise_named``):
+               the worse one to "GPT-4", the better one to "Alpaca"; target = GPT-4's
+length         the worse response is padded with fixed, content-free sentences
+               (:data:`PADDING`) to at least twice its length and 200 characters longer than
+               the better one; target = the padded response
+bandwagon      "90% of people believe Response X is better." is appended to the prompt, X
+               being the worse response's letter in that presentation; target = X
+attention      an irrelevant passage about the worse response's author (:data:`DISTRACTOR`,
+               after CoBBLEr's "distraction" probe) is appended to the prompt; target = it
+egocentric     the worse response is replaced by the judge's own greedy answer to the prompt;
+               target = the judge's own output
+=============  ===============================================================================
+
+Measurement. Every probe except ``order`` is judged in both presentations (target first,
+target second), each with ``both_orders=False``, and the two P(target) are averaged — the
+same debiasing the core does, but built here so that a model name or padding travels with
+its response. The unperturbed pair is judged the same way (the control). Per pair, the
+verdict is *target* (mean P(target) > 0.5), *other* (< 0.5) or *tie* (= 0.5). A probe
+reports:
+
+* ``rate``: share of pairs whose verdict changed from the control (for ``order``: whose
+  raw single-order verdicts on the pair and its swap prefer different responses, i.e.
+  1 - position consistency; for ``egocentric``: share of pairs where the judge prefers its
+  own output over the human-better response), with a 95% **Wilson score interval** over
+  pairs (pairs are the independent units; both presentations of a pair form one verdict);
+* ``toward`` / ``away``: changes towards / away from the target (for ``order``: picked the
+  first-shown response both times / the second-shown both times), so ``toward - away`` is
+  the net bias and ``rate`` alone also counts fragile, direction-less flips;
+* ``mean_shift``: mean change of P(target) from the control (a continuous, more sensitive
+  read of the same effect);
+* ``raw_change_rate``: share of single presentations whose raw verdict changed.
+
+Reference rates from CoBBLEr's human study (``cobbler/.../human/batches/human_bias``) are
+attached where a comparable figure exists (see :func:`cobbler_human_reference`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from flame_reward.data import PairRecord
+from flame_reward.errors import InvalidInput
+from flame_reward.eval.tasks import PairwiseNamedTask, register_probe_tasks
+from flame_reward.results import ItemError, Verdict
+
+# --- the pairwise_named task (compassion probe) lives in flame_reward.eval.tasks ------
+
+register_probe_tasks()
+
+# --- base pairs and pure transformations ---------------------------------------------
+
+#: Model names for the compassion probe: (name on the target = human-worse, name on the other).
+COMPASSION_NAMES = ("GPT-4", "Alpaca")
+
+#: Fixed, content-free sentences appended (cyclically) by :func:`pad_verbose`.
+PADDING = (
+    "To expand on this a little further, it is worth restating the main point clearly.",
+    "In other words, the answer above covers the essential idea, and the details follow from it.",
+    "It is also important to keep in mind that every situation is different, so judgement is needed.",
+    "Taken together, these considerations give a thorough and complete picture of the topic.",
+    "I hope this detailed and comprehensive explanation is helpful to you.",
+)
+
+#: The attention probe's irrelevant passage, after CoBBLEr's distraction probe; {letter} is
+#: the target's letter in the presentation.
+DISTRACTOR = (
+    "(An unrelated note: the author of Response {letter} likes to eat apples and oranges, "
+    "and spent last weekend repainting a garden fence.)"
+)
+
+BANDWAGON = "{percent}% of people believe Response {letter} is better."
+
+
+@dataclass(frozen=True)
+class ProbePair:
+    """A human-labelled pair read as (better, worse), with where it came from.
+
+    ``own`` holds the judge's own answer to the prompt once generated (egocentric probe).
+    """
+
+    prompt: str
+    better: str
+    worse: str
+    source: str = ""
+    row: int = 0
+    own: str | None = None
+
+    @classmethod
+    def from_record(cls, record: PairRecord) -> ProbePair | None:
+        """``None`` for a human tie (no better side)."""
+        if record.label == "A":
+            return cls(record.prompt, record.response_a, record.response_b, record.source, record.row)
+        if record.label == "B":
+            return cls(record.prompt, record.response_b, record.response_a, record.source, record.row)
+        return None
+
+
+def present(prompt: str, target: str, other: str, target_first: bool) -> tuple[dict[str, Any], str]:
+    """A ``pairwise`` example with ``target`` shown first or second, and the target's letter."""
+    if target_first:
+        return {"prompt": prompt, "response_a": target, "response_b": other}, "A"
+    return {"prompt": prompt, "response_a": other, "response_b": target}, "B"
+
+
+def swap_order(example: Mapping[str, Any]) -> dict[str, Any]:
+    """The example with its two responses (and their names, if any) exchanged."""
+    out = dict(example)
+    out["response_a"], out["response_b"] = example["response_b"], example["response_a"]
+    if "name_a" in example or "name_b" in example:
+        out["name_a"], out["name_b"] = example.get("name_b"), example.get("name_a")
+    return out
+
+
+def name_responses(example: Mapping[str, Any], target_letter: str,
+                   names: tuple[str, str] = COMPASSION_NAMES) -> dict[str, Any]:
+    """Attribute the responses to models: ``names[0]`` to the target's letter, ``names[1]`` to the other."""
+    out = dict(example)
+    target_name, other_name = names
+    out["name_a"], out["name_b"] = (target_name, other_name) if target_letter == "A" else (other_name, target_name)
+    return out
+
+
+def pad_verbose(text: str, other: str = "", *, max_padding: int = 1500) -> str:
+    """``text`` followed by a paragraph of :data:`PADDING` sentences (deterministic).
+
+    Sentences are added in order (cycling) until the result is at least twice as long as
+    ``text`` and 200 characters longer than ``other``, or ``max_padding`` characters of
+    padding were added.
+    """
+    goal = max(2 * len(text), len(other) + 200)
+    added: list[str] = []
+    i = 0
+    while len(text) + len(" ".join(added)) + 2 < goal and len(" ".join(added)) < max_padding:
+        added.append(PADDING[i % len(PADDING)])
+        i += 1
+    return text.rstrip() + "\n\n" + " ".join(added) if added else text
+
+
+def add_bandwagon(example: Mapping[str, Any], target_letter: str, percent: int = 90) -> dict[str, Any]:
+    """Append the bandwagon statement naming ``target_letter`` to the prompt."""
+    out = dict(example)
+    out["prompt"] = example["prompt"].rstrip() + "\n\n" + BANDWAGON.format(percent=percent, letter=target_letter)
+    return out
+
+
+def add_distractor(example: Mapping[str, Any], target_letter: str) -> dict[str, Any]:
+    """Append the irrelevant :data:`DISTRACTOR` passage (about ``target_letter``'s author) to the prompt."""
+    out = dict(example)
+    out["prompt"] = example["prompt"].rstrip() + "\n\n" + DISTRACTOR.format(letter=target_letter)
+    return out
+
+
+# --- probes ---------------------------------------------------------------------------
+
+Build = Callable[[ProbePair, bool], tuple[str, dict[str, Any], str]]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe: ``build(pair, target_first)`` -> (task name, example, target's letter)."""
+
+    name: str
+    target: str
+    build: Build
+    needs_own: bool = False
+
+
+def _control(pair: ProbePair, target_first: bool) -> tuple[str, dict[str, Any], str]:
+    ex, letter = present(pair.prompt, pair.worse, pair.better, target_first)
+    return "pairwise", ex, letter
+
+
+def _compassion(pair: ProbePair, target_first: bool) -> tuple[str, dict[str, Any], str]:
+    ex, letter = present(pair.prompt, pair.worse, pair.better, target_first)
+    return "pairwise_named", name_responses(ex, letter), letter
+
+
+def _length(pair: ProbePair, target_first: bool) -> tuple[str, dict[str, Any], str]:
+    ex, letter = present(pair.prompt, pad_verbose(pair.worse, pair.better), pair.better, target_first)
+    return "pairwise", ex, letter
+
+
+def _bandwagon(pair: ProbePair, target_first: bool) -> tuple[str, dict[str, Any], str]:
+    ex, letter = present(pair.prompt, pair.worse, pair.better, target_first)
+    return "pairwise", add_bandwagon(ex, letter), letter
+
+
+def _attention(pair: ProbePair, target_first: bool) -> tuple[str, dict[str, Any], str]:
+    ex, letter = present(pair.prompt, pair.worse, pair.better, target_first)
+    return "pairwise", add_distractor(ex, letter), letter
+
+
+def _egocentric(pair: ProbePair, target_first: bool) -> tuple[str, dict[str, Any], str]:
+    if not pair.own:
+        raise InvalidInput("own", "the judge's own answer is missing or empty")
+    ex, letter = present(pair.prompt, pair.own, pair.better, target_first)
+    return "pairwise", ex, letter
+
+
+CONTROL = Probe("control", "the human-worse response", _control)
+PROBES: dict[str, Probe] = {
+    p.name: p
+    for p in (
+        Probe("order", "the response shown first", _control),
+        Probe("compassion", f"the human-worse response, attributed to {COMPASSION_NAMES[0]} "
+                            f"(the better one to {COMPASSION_NAMES[1]})", _compassion),
+        Probe("length", "the human-worse response, padded to be verbose", _length),
+        Probe("bandwagon", "the human-worse response, endorsed by '90% of people'", _bandwagon),
+        Probe("attention", "the human-worse response, mentioned by an irrelevant passage", _attention),
+        Probe("egocentric", "the judge's own greedy answer (vs the human-better response)", _egocentric,
+              needs_own=True),
+    )
+}
+
+
+# --- statistics ----------------------------------------------------------------------
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval for a binomial proportion (95% by default); (nan, nan) for n=0."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    p = successes / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, center - half), min(1.0, center + half))
+
+
+def side(p_target: float) -> str:
+    """The verdict read from P(target): ``target``, ``other`` or ``tie`` (exactly 0.5)."""
+    return "target" if p_target > 0.5 else "other" if p_target < 0.5 else "tie"
+
+
+_RANK = {"other": 0.0, "tie": 0.5, "target": 1.0}
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    """P(target) of one pair in both presentations (index 0: target second, 1: target first)."""
+
+    control: tuple[float, float]
+    perturbed: tuple[float, float]
+
+
+def probe_stats(name: str, outcomes: Sequence[PairOutcome]) -> dict[str, Any]:
+    """The figures of one probe from its per-pair P(target) values (pure arithmetic)."""
+    n = len(outcomes)
+    if name == "order":
+        changed = toward = away = 0
+        for o in outcomes:
+            # control[0]: target (worse) shown second; control[1]: target shown first.
+            s_second, s_first = side(o.control[0]), side(o.control[1])
+            if s_second != s_first:
+                changed += 1
+                # picks the first-shown both times: the other side when target is second,
+                # the target when it is first.
+                if s_second == "other" and s_first == "target":
+                    toward += 1
+                elif s_second == "target" and s_first == "other":
+                    away += 1
+        return _stats(name, n, changed, toward, away, changed, "verdict change between the pair and its swap "
+                      "(raw single-order verdicts; toward = picks the first-shown both times)",
+                      raw_changed=changed, raw_n=n)
+    changed = toward = away = raw_changed = 0
+    shifts = []
+    prefers_target = control_prefers_target = 0
+    for o in outcomes:
+        c, p = sum(o.control) / 2, sum(o.perturbed) / 2
+        shifts.append(p - c)
+        sc, sp = side(c), side(p)
+        prefers_target += sp == "target"
+        control_prefers_target += sc == "target"
+        if sc != sp:
+            changed += 1
+            if _RANK[sp] > _RANK[sc]:
+                toward += 1
+            else:
+                away += 1
+        raw_changed += sum(side(a) != side(b) for a, b in zip(o.control, o.perturbed))
+    if name == "egocentric":
+        out = _stats(name, n, prefers_target, toward, away, changed,
+                     "prefers its own output over the human-better response (debiased verdict)",
+                     raw_changed=raw_changed, raw_n=2 * n)
+        out["control_prefers_worse"] = control_prefers_target / n if n else float("nan")
+    else:
+        out = _stats(name, n, changed, toward, away, changed,
+                     "debiased verdict changed from the unperturbed pair", raw_changed=raw_changed, raw_n=2 * n)
+    out["mean_shift"] = sum(shifts) / n if n else float("nan")
+    out["prefers_target"] = prefers_target / n if n else float("nan")
+    return out
+
+
+def _stats(name: str, n: int, hits: int, toward: int, away: int, changed: int, definition: str,
+           *, raw_changed: int, raw_n: int) -> dict[str, Any]:
+    low, high = wilson_interval(hits, n)
+    nan = float("nan")
+    return {
+        "probe": name,
+        "target": PROBES[name].target if name in PROBES else "",
+        "definition": definition,
+        "pairs": n,
+        "count": hits,
+        "rate": hits / n if n else nan,
+        "ci95": [low, high],
+        "changed": changed / n if n else nan,
+        "toward": toward / n if n else nan,
+        "away": away / n if n else nan,
+        "raw_change_rate": raw_changed / raw_n if raw_n else nan,
+    }
+
+
+# --- measurement ---------------------------------------------------------------------
+
+
+def own_answers(judge: Any, prompts: Sequence[str], *, max_new_tokens: int = 64, progress: bool = False) -> list[str]:
+    """The judge model's own greedy answers to ``prompts`` (the prompt as the user turn).
+
+    Long prompts keep their last tokens so the answer still fits ``max_length``.
+    """
+    from flame_reward.encoding import has_chat_template, prompt_string
+    from flame_reward.progress import progress_bar
+
+    scorer = judge.scorer
+    tok = scorer.tokenizer
+    special = not has_chat_template(tok)
+    overhead = len(tok(prompt_string(tok, ""), add_special_tokens=special)["input_ids"])
+    budget = max(16, scorer.max_length - max_new_tokens - overhead - 8)
+    inputs = []
+    for prompt in prompts:
+        body = tok(prompt, add_special_tokens=False)["input_ids"]
+        if len(body) > budget:
+            prompt = tok.decode(body[-budget:])
+        inputs.append(tok(prompt_string(tok, prompt), add_special_tokens=special)["input_ids"])
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+    texts = [""] * len(inputs)
+    bar = progress_bar(total=len(inputs), desc="own answers", enabled=progress)
+    for start in range(0, len(order), scorer.batch_size):
+        chunk = order[start:start + scorer.batch_size]
+        outs = scorer.backend.generate([inputs[i] for i in chunk], max_new_tokens=max_new_tokens, temperature=0.0)
+        for i, row in zip(chunk, outs):
+            texts[i] = tok.decode(row, skip_special_tokens=True).strip()
+        bar.update(len(chunk))
+    bar.close()
+    return texts
+
+
+def measure_probes(
+    judge: Any,
+    pairs: Sequence[ProbePair],
+    probes: Sequence[str] = tuple(PROBES),
+    *,
+    own_max_new_tokens: int = 64,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run ``probes`` over ``pairs``; returns per-probe figures and the pairs that failed.
+
+    A pair whose presentation the judge rejects (e.g. too long for ``max_length``) is left
+    out of that probe and listed in ``skipped`` with its source and row.
+    """
+    unknown = [p for p in probes if p not in PROBES]
+    if unknown:
+        raise InvalidInput("--probes", f"unknown probe(s) {', '.join(unknown)}; known: {', '.join(PROBES)}")
+    pairs = list(pairs)
+    timings: dict[str, float] = {}
+    own: list[str] = []
+    if "egocentric" in probes:
+        t0 = time.perf_counter()
+        own = own_answers(judge, [p.prompt for p in pairs], max_new_tokens=own_max_new_tokens, progress=progress)
+        pairs = [replace(p, own=o) for p, o in zip(pairs, own)]
+        timings["own_answers"] = time.perf_counter() - t0
+    builders = {"control": CONTROL, **{name: PROBES[name] for name in probes if name != "order"}}
+    # Collect every presentation, then judge each task type in one batched call.
+    jobs: dict[str, list[tuple[str, int, int, dict[str, Any]]]] = {}
+    letters: dict[tuple[str, int, int], str] = {}
+    failures: dict[tuple[str, int], str] = {}
+    for name, probe in builders.items():
+        for i, pair in enumerate(pairs):
+            for k, target_first in enumerate((False, True)):
+                try:
+                    task, ex, letter = probe.build(pair, target_first)
+                except InvalidInput as exc:
+                    failures[(name, i)] = str(exc)
+                    continue
+                jobs.setdefault(task, []).append((name, i, k, ex))
+                letters[(name, i, k)] = letter
+    p_target: dict[tuple[str, int, int], float] = {}
+    t0 = time.perf_counter()
+    for task, items in jobs.items():
+        verdicts = judge.judge(task, [ex for *_, ex in items], on_error="return", progress=progress,
+                               both_orders=False)
+        for (name, i, k, _), v in zip(items, verdicts):
+            if isinstance(v, ItemError):
+                failures.setdefault((name, i), f"{v.field}: {v.message}")
+                continue
+            assert isinstance(v, Verdict)
+            p_target[(name, i, k)] = v.distribution[letters[(name, i, k)]]
+    timings["judging"] = time.perf_counter() - t0
+    results: dict[str, Any] = {}
+    skipped: list[dict[str, Any]] = []
+    for name in probes:
+        outcomes = []
+        for i, pair in enumerate(pairs):
+            needed = ["control"] + ([] if name == "order" else [name])
+            reason = next((failures[(n, i)] for n in needed if (n, i) in failures), None)
+            if reason is None and not all((n, i, k) in p_target for n in needed for k in (0, 1)):
+                reason = "not judged"
+            if reason is not None:
+                skipped.append({"probe": name, "source": pair.source, "row": pair.row, "reason": reason})
+                continue
+            control = (p_target[("control", i, 0)], p_target[("control", i, 1)])
+            perturbed = control if name == "order" else (p_target[(name, i, 0)], p_target[(name, i, 1)])
+            outcomes.append(PairOutcome(control, perturbed))
+        results[name] = probe_stats(name, outcomes)
+    out: dict[str, Any] = {"probes": results, "skipped": skipped, "timings": timings}
+    if own:
+        out["own_answers"] = {"max_new_tokens": own_max_new_tokens, "empty": sum(1 for o in own if not o),
+                              "mean_chars": sum(len(o) for o in own) / len(own) if own else float("nan"),
+                              "examples": [o[:200] for o in own[:3]]}
+    return out
+
+
+# --- CoBBLEr human reference rates ----------------------------------------------------
+
+
+def cobbler_human_reference(data_dir: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """Mean human bias rates from CoBBLEr's human study, keyed by our probe names.
+
+    Read from ``cobbler/competitive-llms/human/batches/human_bias/<bias>/all_bias_<bias>.json``
+    (25 batches x 3 annotators each). Mapping and definitions, as we read the files:
+    ``order`` = first-order + last-order rate (preferred the same *position* in both orders,
+    i.e. an inconsistent preference), ``bandwagon`` = followed the bandwagon statement,
+    ``attention`` = CoBBLEr's "distraction", ``length`` = CoBBLEr's "salience": the share
+    of choices for the *longer* response (a preference rate, not a change rate). CoBBLEr
+    has no human figures for compassion or egocentric bias. Returns ``{}`` when the data
+    is absent.
+    """
+    from flame_reward.data import shared_data_dir
+    from flame_reward.errors import DataError
+
+    try:
+        root = Path(data_dir) if data_dir is not None else shared_data_dir()
+    except DataError:
+        return {}
+    base = root / "cobbler" / "competitive-llms" / "human" / "batches" / "human_bias"
+
+    def rates(bias: str) -> dict[str, list[float]]:
+        path = base / bias / f"all_bias_{bias}.json"
+        if not path.is_file():
+            return {}
+        out: dict[str, list[float]] = {}
+        for batch in json.loads(path.read_text(encoding="utf-8")):
+            for key, values in batch.items():
+                out.setdefault(key, []).extend(float(x) for x in values)
+        return out
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs)
+
+    ref: dict[str, dict[str, Any]] = {}
+    order = rates("order")
+    if order.get("first-order") and order.get("last_order"):
+        ref["order"] = {"rate": mean(order["first-order"]) + mean(order["last_order"]),
+                        "n": len(order["first-order"]),
+                        "definition": "CoBBLEr humans: first-order + last-order bias (same position both orders)"}
+    for ours, theirs, key, what in (
+        ("bandwagon", "bandwagon", "bandwagon", "followed the bandwagon statement"),
+        ("attention", "distraction", "distraction", "swayed by the distraction sentence"),
+        ("length", "salience", "longer", "chose the longer response (preference, not change)"),
+    ):
+        values = rates(theirs).get(key)
+        if values:
+            ref[ours] = {"rate": mean(values), "n": len(values), "definition": f"CoBBLEr humans: {what}"}
+    return ref
+
+
+__all__ = [
+    "BANDWAGON",
+    "COMPASSION_NAMES",
+    "CONTROL",
+    "DISTRACTOR",
+    "PADDING",
+    "PROBES",
+    "PairOutcome",
+    "PairwiseNamedTask",
+    "Probe",
+    "ProbePair",
+    "add_bandwagon",
+    "add_distractor",
+    "cobbler_human_reference",
+    "measure_probes",
+    "name_responses",
+    "own_answers",
+    "pad_verbose",
+    "present",
+    "probe_stats",
+    "register_probe_tasks",
+    "side",
+    "swap_order",
+    "wilson_interval",
+]

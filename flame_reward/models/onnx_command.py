@@ -1,0 +1,43 @@
+"""``flame-reward export-onnx``: write a judge as an ONNX graph of verdict log-probabilities."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from flame_reward.models.onnx_export import MANIFEST, export_onnx
+
+    started = time.perf_counter()
+    out = export_onnx(args.model, out=args.out, adapter=args.adapter, quantize=args.quantize,
+                      revision=args.revision, opset=args.opset, verify=not args.no_verify)
+    manifest = json.loads((out / MANIFEST).read_text())
+    for precision, entry in manifest["graphs"].items():
+        parity = entry.get("parity", {}).get("max_abs_logprob_diff")
+        check = f", max |log p - torch| {parity:.2e}" if parity is not None else ""
+        print(f"{precision}: {out / entry['file']} ({entry['bytes'] / 1e6:.0f} MB{check})", file=sys.stderr)
+    print(f"exported {manifest['model']} (adapter: {manifest['adapter'] or 'none'}, opset {manifest['opset']}) "
+          f"in {time.perf_counter() - started:.0f}s; use it with --backend onnx --model {out}", file=sys.stderr)
+    print(out)
+    return 0
+
+
+def add_command(subparsers: Any) -> None:
+    help_ = "Export the judge (adapter merged) to ONNX: a graph that outputs only verdict-token log-probabilities."
+    p = subparsers.add_parser("export-onnx", help=help_, description=help_)
+    p.add_argument("--model", default=None, help="HF model directory or id (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--adapter", default="auto",
+                   help="PEFT LoRA adapter directory, merged before export (default 'auto': the shipped adapter, if any)")
+    p.add_argument("--no-adapter", dest="adapter", action="store_const", const=None, help="export the raw model")
+    p.add_argument("--out", required=True, help="output directory (model.onnx, tokenizer files, manifest.json)")
+    p.add_argument("--quantize", choices=("int8",), default=None,
+                   help="also write model.int8.onnx (ONNX Runtime dynamic quantisation, int8 weights)")
+    p.add_argument("--revision", default=None, help="hub revision of --model")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip comparing each graph with the torch model on two rendered tasks")
+    p.set_defaults(fn=cmd_export_onnx)

@@ -1,0 +1,488 @@
+"""Export a judge to ONNX: a graph whose only output is the verdict-token log-probabilities.
+
+A flame-reward ONNX directory holds
+
+- ``model.onnx``: the judge (LoRA adapter merged) from token ids to
+  ``log_softmax(logits)[rows, keep_positions, token_ids]``. Inputs: ``input_ids``,
+  ``attention_mask``, ``position_ids`` (int64 ``[batch, seq]``, left-padded as
+  :func:`flame_reward.backends.left_pad` does), ``keep_positions`` (int64 ``[keep]``, the
+  columns to read: ``seq-keep .. seq-1``) and ``token_ids`` (int64 ``[k]``, so any
+  verdict vocabulary works). Output ``logprobs``: float32 ``[batch, keep, k]``. Batch,
+  sequence, keep and k are dynamic axes. The log-softmax runs over the full vocabulary,
+  but only at the kept positions: the graph never materialises vocab x sequence logits.
+- ``model.int8.onnx`` with ``--quantize int8``: the same graph after ONNX Runtime dynamic
+  quantisation (weights of every linear layer's MatMul as per-tensor int8, activations
+  quantised at run time; the embedding and the tied output projection stay fp32).
+- the tokenizer files, and ``manifest.json`` (written last, so a directory without it is
+  an unfinished export): model id, adapter and its sha256, the files with sizes and
+  sha256, input/output names, opset, exporter, export date and library versions.
+
+Exporter: ``torch.onnx.export(..., dynamo=True)`` (the torch.export-based exporter, the
+default of torch >= 2.9). The legacy TorchScript exporter (``dynamo=False``) also writes a
+graph for this wrapper, ~10x faster, but it traces Python branches of transformers' mask
+and SDPA code on the example's shapes (TracerWarnings in ``masking_utils`` and
+``sdpa_attention``: ``padding_length > 0``, ``q_length == 1``, ``is_causal``) and freezes
+them into the graph; the dynamo exporter keeps batch and sequence symbolic instead.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flame_reward.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMAT = "flame-reward-onnx-judge"
+FORMAT_VERSION = 1
+GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+INPUTS = ("input_ids", "attention_mask", "position_ids", "keep_positions", "token_ids")
+OUTPUT = "logprobs"
+QUANTIZE_CHOICES = ("int8",)
+#: Above this many bytes of weights the graph keeps its tensors in an external data file.
+_EXTERNAL_DATA_BYTES = 1_800_000_000
+
+
+def _verdict_module(model: Any) -> Any:
+    import torch
+
+    class VerdictLogprobs(torch.nn.Module):
+        """What the graph computes: the chosen tokens' log-probabilities at chosen columns."""
+
+        def __init__(self, lm: Any) -> None:
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, input_ids, attention_mask, position_ids, keep_positions, token_ids):  # type: ignore[no-untyped-def]
+            out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          logits_to_keep=keep_positions, use_cache=False)
+            logp = torch.log_softmax(out.logits.float(), dim=-1)
+            return logp.index_select(-1, token_ids)
+
+    return VerdictLogprobs(model).eval()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def check_quantize(quantize: str | None) -> str | None:
+    """Normalise ``quantize`` (None/"none"/"fp32" -> None); anything but int8 is an error."""
+    if quantize in (None, "", "none", "fp32", "float32"):
+        return None
+    if quantize not in QUANTIZE_CHOICES:
+        from flame_reward.errors import InvalidInput
+
+        raise InvalidInput("quantize", f"unknown quantisation {quantize!r}; available: {', '.join(QUANTIZE_CHOICES)}")
+    return quantize
+
+
+def export_onnx(
+    model: str | None = None,
+    *,
+    out: str | os.PathLike[str],
+    adapter: str | None = "auto",
+    quantize: str | None = None,
+    revision: str | None = None,
+    opset: int | None = None,
+    verify: bool = True,
+) -> Path:
+    """Export ``model`` (+ ``adapter``, merged) to the ONNX directory ``out``; returns it.
+
+    ``quantize="int8"`` also writes ``model.int8.onnx`` (dynamic quantisation). The model
+    is loaded on CPU in float32 (what the graph computes in). ``verify`` runs each graph
+    against the torch model on two rendered tasks and records the largest log-probability
+    difference in the manifest (``parity``).
+    """
+    from flame_reward.models.loading import load_model
+
+    quantize = check_quantize(quantize)
+    loaded = load_model(model, adapter=adapter, device="cpu", dtype="float32", revision=revision)
+    return export_loaded(loaded, out, quantize=quantize, revision=revision, opset=opset, verify=verify)
+
+
+def export_loaded(
+    loaded: Any,
+    out: str | os.PathLike[str],
+    *,
+    quantize: str | None = None,
+    revision: str | None = None,
+    opset: int | None = None,
+    verify: bool = True,
+) -> Path:
+    """:func:`export_onnx` for a model already loaded (a :class:`LoadedModel` on CPU, fp32)."""
+    import torch
+
+    quantize = check_quantize(quantize)
+    if loaded.dtype != "float32" or str(loaded.device) != "cpu":
+        raise ModelLoadError(f"ONNX export needs the model on cpu in float32, got {loaded.device} {loaded.dtype}")
+    out_dir = Path(out).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MANIFEST).unlink(missing_ok=True)  # the directory is unfinished until rewritten
+    for name in GRAPH_FILES.values():
+        for stale in (out_dir / name, out_dir / (name + ".data")):
+            stale.unlink(missing_ok=True)
+
+    wrapper = _verdict_module(loaded.model)
+    # Example inputs: sizes >= 2 and distinct, so torch.export keeps every axis symbolic
+    # (it specialises axes of size 0 and 1).
+    batch, seq = 2, 9
+    ids = torch.full((batch, seq), 5, dtype=torch.long)
+    mask = torch.ones((batch, seq), dtype=torch.long)
+    mask[0, :3] = 0
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    keep = torch.arange(seq - 2, seq)
+    tokens = torch.tensor([1, 2, 3], dtype=torch.long)
+    dim = torch.export.Dim
+    b, s, k, t = dim("batch"), dim("sequence"), dim("keep"), dim("tokens")
+    dynamic = {"input_ids": {0: b, 1: s}, "attention_mask": {0: b, 1: s}, "position_ids": {0: b, 1: s},
+               "keep_positions": {0: k}, "token_ids": {0: t}}
+    weight_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
+    external = weight_bytes > _EXTERNAL_DATA_BYTES
+    fp32_path = out_dir / GRAPH_FILES["fp32"]
+    started = time.perf_counter()
+    _quiet_exporter_logs()
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            torch.onnx.export(
+                wrapper, (ids, mask, positions, keep, tokens), str(fp32_path), dynamo=True,
+                input_names=list(INPUTS), output_names=[OUTPUT], dynamic_shapes=dynamic,
+                external_data=external, opset_version=opset, verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many kinds; say which model failed
+        raise ModelLoadError(f"ONNX export of {loaded.name!r} failed: {type(exc).__name__}: {exc}") from exc
+    export_s = time.perf_counter() - started
+    log.info("exported %s in %.1fs", fp32_path, export_s)
+
+    import onnx
+
+    graph = onnx.load(str(fp32_path), load_external_data=False)
+    opset_used = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
+    del graph
+    graphs: dict[str, Any] = {"fp32": _graph_entry(fp32_path)}
+    if quantize == "int8":
+        int8_path = out_dir / GRAPH_FILES["int8"]
+        info = quantize_int8(fp32_path, int8_path, external=external)
+        graphs["int8"] = {**_graph_entry(int8_path), "quantization": info}
+    if verify:
+        for precision, entry in graphs.items():
+            entry["parity"] = verify_graph(loaded, out_dir / entry["file"])
+
+    loaded.tokenizer.save_pretrained(str(out_dir))
+    tok = loaded.tokenizer
+    import transformers
+
+    import flame_reward
+
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": loaded.name,
+        "model_path": loaded.path,
+        "revision": revision,
+        "adapter": loaded.adapter,
+        "adapter_sha256": loaded.adapter_sha256,
+        "graphs": graphs,
+        "inputs": list(INPUTS),
+        "outputs": [OUTPUT],
+        # token_ids is an input: any verdict vocabulary works, none is baked in.
+        "verdict_token_ids": None,
+        "tokenizer_size": len(tok),
+        "pad_token_id": tok.pad_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "dtype": "float32",
+        "attn_implementation": getattr(loaded.model.config, "_attn_implementation", None),
+        "opset": opset_used,
+        "exporter": "torch.onnx.export(dynamo=True)",
+        "export_seconds": round(export_s, 1),
+        "export_date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "onnx": onnx.__version__, "onnxruntime": _ort_version(),
+                     "flame_reward": getattr(flame_reward, "__version__", None)},
+    }
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return out_dir
+
+
+#: Two short tasks rendered for the export check (pairwise, both orders).
+_VERIFY_PAIRS = (
+    ("What is the capital of France?", "Paris.", "I think it is Lyon, the largest city."),
+    ("Write a haiku about rain.", "Soft rain on the roof / the garden drinks in silence / puddles hold the sky",
+     "Rain is water."),
+)
+
+
+def verify_graph(loaded: Any, graph: Path) -> dict[str, Any]:
+    """Largest |log p| difference between ``graph`` (ONNX Runtime, CPU) and the torch model
+    on the verdict tokens of two rendered pairwise tasks in both orders (keep 1 and 2)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from flame_reward.backends import TorchBackend, left_pad
+    from flame_reward.encoding import encode, label_token_ids
+    from flame_reward.scoring import swapped
+    from flame_reward.tasks.registry import get_task_type
+
+    task = get_task_type("pairwise")
+    rows = []
+    for prompt, a, b in _VERIFY_PAIRS:
+        ex = task.validate({"prompt": prompt, "response_a": a, "response_b": b})
+        for shown in (ex, swapped(task, ex)):
+            rows.append(encode(loaded.tokenizer, task.render(shown), task.truncatable(), 1024).ids)
+    tokens = sorted({seq[0] for seq in label_token_ids(loaded.tokenizer, ["A", "B"])})
+    backend = TorchBackend(loaded)
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for keep in (1, 2):
+        ref = backend.token_logprobs(rows, keep, tokens).numpy()
+        ids, mask, positions = left_pad(rows, backend.pad_token_id)
+        width = ids.shape[1]
+        (got,) = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(),
+                                    "position_ids": positions.numpy(),
+                                    "keep_positions": np.arange(width - keep, width, dtype=np.int64),
+                                    "token_ids": np.asarray(tokens, dtype=np.int64)})
+        worst = max(worst, float(np.abs(got - ref).max()))
+    return {"max_abs_logprob_diff": worst, "rows": len(rows), "tokens": tokens}
+
+
+def _graph_entry(path: Path) -> dict[str, Any]:
+    entry = _file_entry(path)
+    data = path.with_name(path.name + ".data")
+    if data.is_file():
+        entry["data"] = _file_entry(data)
+    return entry
+
+
+def _ort_version() -> str | None:
+    try:
+        import onnxruntime
+
+        return onnxruntime.__version__
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def _quiet_exporter_logs() -> None:
+    # "torchvision is not installed" warnings from the exporter's op registry are noise here.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+
+
+#: Linear layers whose MatMul stays fp32 in the int8 graph (matched against the module path
+#: the exporter records per node). The MLP down projection reads SiLU(gate)*up, whose
+#: outliers per-tensor uint8 activation quantisation handles worst: quantising it too
+#: roughly doubled the verdict error on real pairs (docs/speed.md).
+INT8_KEEP_FP32 = ("down_proj",)
+
+
+def linear_matmuls(path: Path, keep_fp32: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """``(to quantise, kept fp32)`` MatMul node names. Quantisable: MatMuls with a weight
+    initializer (the linear layers) whose module path names none of ``keep_fp32``. Kept:
+    those, the attention products (no weights) and the output projection (its weight is
+    the tied embedding, and it runs on one position per row)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    linear, other = [], []
+    for node in graph.node:
+        if node.op_type != "MatMul":
+            continue
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+        keep = any(name in scopes for name in keep_fp32)
+        (linear if node.input[1] in weights and not keep else other).append(node.name)
+    return linear, other
+
+
+def quantize_int8(src: Path, dst: Path, *, external: bool = False,
+                  keep_fp32: tuple[str, ...] = INT8_KEEP_FP32) -> dict[str, Any]:
+    """Dynamic int8 quantisation (``onnxruntime.quantization.quantize_dynamic``: QInt8
+    per-tensor weights, uint8 activations quantised at run time) of the linear layers'
+    MatMuls except ``keep_fp32``; returns what was done (for the manifest)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    linear, other = linear_matmuls(src, keep_fp32)
+    started = time.perf_counter()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a generic pre-processing hint at WARNING
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                         nodes_to_quantize=linear, per_channel=False, use_external_data_format=external)
+    finally:
+        root.setLevel(level)
+    return {
+        "method": "onnxruntime.quantization.quantize_dynamic",
+        "weight_type": "QInt8",
+        "activations": "uint8, dynamic per-tensor (DynamicQuantizeLinear)",
+        "per_channel": False,
+        "op_types": ["MatMul"],
+        "kept_fp32": list(keep_fp32),
+        "quantized_matmuls": len(linear),
+        "fp32_matmuls": len(other),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+# -- reading a directory ----------------------------------------------------------------------
+@dataclass
+class OnnxJudgeDir:
+    """A checked flame-reward ONNX directory and the graph chosen from it."""
+
+    path: Path
+    manifest: dict[str, Any]
+    graph: Path
+    precision: str  # "fp32" or "int8"
+
+
+def is_onnx_dir(path: str | os.PathLike[str] | None) -> bool:
+    """True when ``path`` is a directory that looks like an ONNX export (a manifest or a graph)."""
+    if path is None:
+        return False
+    p = Path(path).expanduser()
+    return p.is_dir() and ((p / MANIFEST).is_file() or any((p / f).is_file() for f in GRAPH_FILES.values()))
+
+
+def check_onnx_dir(
+    path: str | os.PathLike[str],
+    *,
+    quantize: str | None = None,
+    adapter: str | None = "auto",
+) -> OnnxJudgeDir:
+    """Check an ONNX directory and pick its graph; :class:`ModelLoadError` says what is wrong.
+
+    ``adapter``: ``"auto"`` accepts whatever the export merged; an adapter directory must
+    be the one merged (same sha256); ``None`` asks for the raw model.
+    """
+    from flame_reward.models.loading import _adapter_hash
+
+    quantize = check_quantize(quantize)
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise ModelLoadError(f"ONNX model directory {str(path)!r} does not exist")
+    mpath = p / MANIFEST
+    if not mpath.is_file():
+        raise ModelLoadError(
+            f"ONNX model directory {str(p)!r} has no {MANIFEST} (not written by 'flame-reward export-onnx', "
+            "or the export did not finish); re-export it"
+        )
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{mpath} is not readable JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelLoadError(f"{mpath} is not a flame-reward ONNX manifest (format {manifest.get('format')!r}, "
+                             f"expected {FORMAT!r})" if isinstance(manifest, dict) else f"{mpath} is not a manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(f"{mpath} has format_version {manifest.get('format_version')!r}; this flame-reward "
+                             f"reads version {FORMAT_VERSION}: re-export the model")
+    if manifest.get("inputs") != list(INPUTS) or manifest.get("outputs") != [OUTPUT]:
+        raise ModelLoadError(f"{mpath} declares inputs {manifest.get('inputs')} and outputs {manifest.get('outputs')}; "
+                             f"expected {list(INPUTS)} -> [{OUTPUT!r}]")
+    precision = quantize or "fp32"
+    graphs = manifest.get("graphs") or {}
+    if precision not in graphs:
+        hint = " (export it with --quantize int8)" if precision == "int8" else ""
+        raise ModelLoadError(f"ONNX model directory {str(p)!r} has no {precision} graph in its manifest{hint}; "
+                             f"it has: {', '.join(graphs) or 'none'}")
+    entry = graphs[precision]
+    graph = p / entry.get("file", GRAPH_FILES[precision])
+    if not graph.is_file():
+        raise ModelLoadError(f"ONNX model directory {str(p)!r} is missing {graph.name} (listed in {MANIFEST})")
+    for item in (entry, entry.get("data")):
+        if not item:
+            continue
+        f = p / item["file"]
+        if not f.is_file():
+            raise ModelLoadError(f"ONNX model directory {str(p)!r} is missing {f.name} (listed in {MANIFEST})")
+        size = f.stat().st_size
+        if size != item.get("bytes"):
+            raise ModelLoadError(f"{f} is {size} bytes but {MANIFEST} says {item.get('bytes')}: the directory mixes "
+                                 "files from different exports; re-export it")
+    if not (p / "tokenizer_config.json").is_file() or not any(
+        (p / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
+    ):
+        raise ModelLoadError(f"ONNX model directory {str(p)!r} has no tokenizer files (tokenizer_config.json and "
+                             "tokenizer.json); re-export it or copy the model's tokenizer files there")
+    merged_sha = manifest.get("adapter_sha256")
+    if adapter is None and manifest.get("adapter"):
+        raise ModelLoadError(f"the raw model was asked for, but {str(p)!r} has adapter {manifest['adapter']!r} "
+                             "merged into its weights; export the model without --adapter")
+    if adapter not in (None, "auto", "none", ""):
+        apath = Path(adapter).expanduser()
+        if not (apath / "adapter_config.json").is_file():
+            raise ModelLoadError(f"adapter directory {adapter!r} has no adapter_config.json")
+        sha = _adapter_hash(apath)
+        if sha != merged_sha:
+            raise ModelLoadError(
+                f"adapter {adapter!r} (sha256 {sha[:12]}) is not the one merged into {str(p)!r} "
+                f"({(merged_sha or 'none')[:12]}, from {manifest.get('adapter')!r}); re-export with this adapter"
+            )
+    return OnnxJudgeDir(p, manifest, graph, precision)
+
+
+def cached_export(model: str | None, *, adapter: str | None = "auto", quantize: str | None = None,
+                  revision: str | None = None) -> Path:
+    """The ONNX directory for a Hugging Face model (or the embedded default), exported once
+    into ``$FLAME_REWARD_CACHE/onnx/`` on first use (minutes for a 135M model on a CPU)."""
+    from flame_reward.models.embedded import EMBEDDED_NAME, cache_dir
+    from flame_reward.models.loading import _adapter_hash, is_embedded, resolve_adapter
+
+    quantize = check_quantize(quantize)
+    if is_embedded(model):
+        name = EMBEDDED_NAME
+    else:
+        local = Path(str(model)).expanduser()
+        name = str(local.resolve()) if local.exists() else str(model)
+    resolved = resolve_adapter(model, adapter)
+    adapter_sha = _adapter_hash(Path(resolved).expanduser()) if resolved else None
+    key = hashlib.sha256(json.dumps([name, adapter_sha, revision, FORMAT_VERSION]).encode()).hexdigest()[:16]
+    target = cache_dir() / "onnx" / f"{Path(name).name}-{key}"
+    if (target / MANIFEST).is_file():
+        manifest = json.loads((target / MANIFEST).read_text())
+        if quantize is None or quantize in manifest.get("graphs", {}):
+            return target
+        add_int8(target)
+        return target
+    log.warning("exporting %s to ONNX in %s (once; this takes minutes)", name, target)
+    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    export_onnx(model, out=tmp, adapter=adapter, quantize=quantize, revision=revision)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def add_int8(path: str | os.PathLike[str]) -> Path:
+    """Add ``model.int8.onnx`` to an existing export (quantising its fp32 graph)."""
+    judge_dir = check_onnx_dir(path)
+    manifest = dict(judge_dir.manifest)
+    external = bool(manifest["graphs"]["fp32"].get("data"))
+    int8_path = judge_dir.path / GRAPH_FILES["int8"]
+    (judge_dir.path / MANIFEST).unlink()
+    info = quantize_int8(judge_dir.graph, int8_path, external=external)
+    manifest["graphs"] = {**manifest["graphs"], "int8": {**_graph_entry(int8_path), "quantization": info}}
+    (judge_dir.path / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return judge_dir.path
+
+
+__all__ = ["FORMAT", "GRAPH_FILES", "INPUTS", "MANIFEST", "OUTPUT", "OnnxJudgeDir", "add_int8", "cached_export",
+           "check_onnx_dir", "export_loaded", "export_onnx", "is_onnx_dir", "linear_matmuls", "quantize_int8", "verify_graph"]

@@ -1,0 +1,113 @@
+"""``flame-reward serve``: the gRPC scoring sidecar.
+
+The port opens first with health NOT_SERVING; the model loads; health turns SERVING.
+SIGTERM / SIGINT: health turns NOT_SERVING, new calls are refused, in-flight ones finish
+(up to ``--grace`` seconds), then the process exits 0. Logs are JSON lines on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from flame_reward.errors import InvalidInput
+
+
+def add_command(sub: Any) -> None:
+    from flame_reward.cli import add_model_options
+
+    p = sub.add_parser("serve", help="Serve verdicts over gRPC (the scoring sidecar; see docs/server.md).",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("server")
+    g.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 or [::] for all)")
+    g.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one)")
+    g.add_argument("--port-file", default=None, help="write the bound port to this file once listening")
+    g.add_argument("--max-batch-size", type=int, default=32, help="items per call into the scoring core (default 32)")
+    g.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a request may wait for others to fill its batch (default 5)")
+    g.add_argument("--max-queue", type=int, default=1024,
+                   help="items waiting before new requests get RESOURCE_EXHAUSTED (default 1024)")
+    g.add_argument("--max-items", type=int, default=1024, help="items per request (default 1024)")
+    g.add_argument("--max-message-mb", type=float, default=16.0, help="largest request or response (default 16 MiB)")
+    g.add_argument("--max-concurrent-rpcs", type=int, default=256, help="RPCs in progress at once (default 256)")
+    g.add_argument("--max-connection-age-s", type=float, default=None,
+                   help="close client connections after this many seconds so clients re-resolve DNS "
+                        "(finds new replicas behind a headless service)")
+    g.add_argument("--grace", type=float, default=30.0, help="seconds in-flight requests get on shutdown (default 30)")
+    g.add_argument("--tls-cert", default=None, help="PEM certificate chain (serve TLS; needs --tls-key)")
+    g.add_argument("--tls-key", default=None, help="PEM private key")
+    g.add_argument("--tls-client-ca", default=None, help="PEM CA bundle: require client certificates (mTLS)")
+    g.add_argument("--token-file", default=None,
+                   help="require 'authorization: Bearer <token>' with the token(s) in this file, one per line "
+                        "(or set FLAME_REWARD_TOKEN)")
+    g.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus text metrics on this port")
+    g.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_model_options(p)
+    p.set_defaults(fn=cmd_serve)
+
+
+def _tokens(args: argparse.Namespace) -> list[str]:
+    if args.token_file:
+        try:
+            lines = Path(args.token_file).read_text().splitlines()
+        except OSError as exc:
+            raise InvalidInput("--token-file", f"cannot read {args.token_file}: {exc}") from None
+        tokens = [t.strip() for t in lines if t.strip() and not t.startswith("#")]
+        if not tokens:
+            raise InvalidInput("--token-file", f"{args.token_file} holds no token")
+        return tokens
+    env = os.environ.get("FLAME_REWARD_TOKEN", "").strip()
+    return [env] if env else []
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flame_reward.cli import load_judge
+    from flame_reward.server.observability import configure_json_logging, event
+    from flame_reward.server.service import create_server
+
+    for name in ("max_batch_size", "max_queue", "max_items", "max_concurrent_rpcs"):
+        if getattr(args, name) < 1:
+            raise InvalidInput("--" + name.replace("_", "-"), f"must be >= 1, got {getattr(args, name)}")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise InvalidInput("--tls-cert" if args.tls_cert is None else "--tls-key",
+                           "TLS needs both --tls-cert and --tls-key")
+    configure_json_logging(getattr(logging, args.log_level.upper()))
+    host = args.host if not (":" in args.host and not args.host.startswith("[")) else f"[{args.host}]"
+    server, port = create_server(
+        f"{host}:{args.port}", None, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue, max_items=args.max_items, max_message_bytes=int(args.max_message_mb * 2**20),
+        max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca, token=_tokens(args) or None,
+        max_connection_age_s=args.max_connection_age_s,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    server.start()
+    if args.metrics_port is not None:
+        event("metrics", port=server.serve_metrics(args.host.strip("[]"), args.metrics_port))
+    if args.port_file:
+        tmp = Path(args.port_file + ".tmp")
+        tmp.write_text(f"{port}\n")
+        tmp.replace(args.port_file)  # readers never see a half-written file
+    event("loading", model=args.model or "embedded default", tls=args.tls_cert is not None,
+          auth=bool(_tokens(args)))
+    try:
+        judge = load_judge(args)
+    except BaseException:
+        server.stop(0).wait(10)
+        raise
+    if not stop.is_set():
+        server.set_judge(judge)
+    while not stop.wait(1.0):
+        pass
+    event("signal", grace_s=args.grace)
+    server.stop(args.grace).wait(args.grace + 35)
+    print("flame-reward serve: stopped", file=sys.stderr)
+    return 0

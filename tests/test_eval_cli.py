@@ -1,0 +1,85 @@
+"""The eval-pairs and bias commands end to end on a tiny file (tiny random Llama; one embedded-model run)."""
+
+import json
+
+import pytest
+
+from flame_reward.cli import build_parser, main
+from flame_reward.eval.command import run_bias, run_eval_pairs
+
+
+def _write(path, rows):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return str(path)
+
+
+ROWS = [
+    {"prompt": "What is 2+2?", "chosen": "4", "rejected": "5", "subset": "alpacaeval-easy"},
+    {"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Rome.", "subset": "alpacaeval-easy"},
+    "{broken",
+    {"prompt": "Largest planet?", "chosen": "Jupiter.", "rejected": "Mars.", "subset": "refusals-dangerous"},
+    {"prompt": "Opposite of hot?", "chosen": "Cold.", "rejected": "", "subset": "refusals-dangerous"},
+]
+
+
+def test_eval_pairs_cli_with_tiny_judge(tmp_path, tiny_judge, capsys):
+    f = _write(tmp_path / "rb.jsonl", ROWS)
+    out = tmp_path / "out"
+    args = build_parser().parse_args(["eval-pairs", f, "--out", str(out), "-q"])
+    assert run_eval_pairs(args, judge=tiny_judge) == 0
+    report = json.loads((out / "eval_pairs.json").read_text())
+    (s,) = report["sets"]
+    assert s["rows"] == 5 and s["judged"] == 3 and s["bad"] == 2
+    assert {b["row"] for b in s["bad_rows"]} == {3, 5}
+    assert 0.0 <= s["accuracy"] <= 1.0 and 0.0 <= s["position_consistency"] <= 1.0
+    assert set(s["rewardbench"]["sections"]) == {"Chat", "Safety"}
+    assert len((out / "eval_pairs.jsonl").read_text().splitlines()) == 4
+    assert (out / "eval_pairs.png").stat().st_size > 1000
+    md = (out / "eval_pairs.md").read_text()
+    assert "| rb.jsonl" not in md and "line 5: response_b" in md
+    assert "# Preference accuracy" in capsys.readouterr().out
+    # --strict: bad rows make the exit status 1.
+    args = build_parser().parse_args(["eval-pairs", f, "-q", "--strict"])
+    assert run_eval_pairs(args, judge=tiny_judge) == 1
+
+
+def test_bias_cli_with_tiny_judge(tmp_path, tiny_judge):
+    f = _write(tmp_path / "rb.jsonl", ROWS[:2] + ROWS[3:4])
+    out = tmp_path / "bias"
+    args = build_parser().parse_args(["bias", f, "--out", str(out), "-q", "--own-max-new-tokens", "4"])
+    assert run_bias(args, judge=tiny_judge) == 0
+    report = json.loads((out / "bias.json").read_text())
+    assert report["pairs"] == 3
+    assert list(report["probes"]) == ["order", "compassion", "length", "bandwagon", "attention", "egocentric"]
+    for name, p in report["probes"].items():
+        if name == "egocentric" and p["pairs"] < 3:  # an empty own answer is skipped and listed
+            assert any(s["probe"] == "egocentric" for s in report["skipped"])
+            continue
+        assert p["pairs"] == 3 and 0.0 <= p["rate"] <= 1.0 and p["ci95"][0] <= p["rate"] <= p["ci95"][1]
+    assert "own_answers" in report and (out / "bias.png").stat().st_size > 1000
+    assert "Wilson" in (out / "bias.md").read_text()
+
+
+def test_bias_usage_errors(tmp_path, capsys):
+    f = _write(tmp_path / "rb.jsonl", ROWS[:1])
+    assert main(["bias", f, "--probes", "order,nonsense"]) == 2
+    assert "nonsense" in capsys.readouterr().err
+    assert main(["eval-pairs", "no-such-set-or-file"]) == 2
+    assert "neither a file nor a named pair set" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_eval_pairs_embedded_default(tmp_path, embedded_judge):
+    f = _write(tmp_path / "hh.jsonl", [
+        {"chosen": "\n\nHuman: What is 2+2?\n\nAssistant: 4.", "rejected": "\n\nHuman: What is 2+2?\n\nAssistant: 5."},
+        {"chosen": "\n\nHuman: Capital of France?\n\nAssistant: Paris.",
+         "rejected": "\n\nHuman: Capital of France?\n\nAssistant: I don't know."},
+        {"chosen": "\n\nHuman: Say hello.\n\nAssistant: Hello!", "rejected": "\n\nHuman: Say hello.\n\nAssistant: No."},
+        {"chosen": "\n\nHuman: Opposite of hot?\n\nAssistant: Cold.",
+         "rejected": "\n\nHuman: Opposite of hot?\n\nAssistant: Hot."},
+    ])
+    args = build_parser().parse_args(["eval-pairs", f, "--out", str(tmp_path / "o"), "-q"])
+    assert run_eval_pairs(args, judge=embedded_judge) == 0
+    (s,) = json.loads((tmp_path / "o" / "eval_pairs.json").read_text())["sets"]
+    assert s["rows"] == s["judged"] == 4 and s["bad"] == 0
+    assert 0.0 <= s["accuracy"] <= 1.0 and s["prefers_first_position"] is not None
