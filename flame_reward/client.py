@@ -534,7 +534,7 @@ class RewardClient:
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its settings (a channel cannot be pickled): the copy opens its own
-        channel, e.g. in a trainer's spawned reward worker."""
+        channel, e.g. in a trainer's spawned reward worker. The pickle holds the token."""
         return (_rebuild, (type(self), self._init[0], self._init[1]))
 
     def __enter__(self) -> RewardClient:
