@@ -38,7 +38,8 @@ def test_serve_embedded_default_in_a_subprocess(tmp_path, embedded_judge):
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "flame_reward.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--port-file", str(port_file), "--batch-size", "4", "--max-length", "1024", "--grace", "10"],
+             "--port-file", str(port_file), "--batch-size", "4", "--max-length", "1024", "--grace", "10",
+             "--threads", "1"],
             stdout=subprocess.DEVNULL, stderr=log, env=env,
         )
         try:

@@ -104,19 +104,25 @@ def export_onnx(
     revision: str | None = None,
     opset: int | None = None,
     verify: bool = True,
+    fuse: bool = True,
+    int8_keep_fp32: tuple[str, ...] = (),
 ) -> Path:
     """Export ``model`` (+ ``adapter``, merged) to the ONNX directory ``out``; returns it.
 
-    ``quantize="int8"`` also writes ``model.int8.onnx`` (dynamic quantisation). The model
-    is loaded on CPU in float32 (what the graph computes in). ``verify`` runs each graph
-    against the torch model on two rendered tasks and records the largest log-probability
-    difference in the manifest (``parity``).
+    ``quantize="int8"`` also writes ``model.int8.onnx`` (dynamic quantisation of every
+    linear layer, except those whose module path names one of ``int8_keep_fp32``, e.g.
+    ``("down_proj",)``). The model is loaded on CPU in float32 (what the graph computes
+    in). ``fuse`` applies ONNX Runtime fusions (RMSNorm, rotary embedding, attention) when
+    they keep the graph's output unchanged. ``verify`` runs each graph against the torch
+    model on two rendered tasks and records the largest log-probability difference in the
+    manifest (``parity``).
     """
     from flame_reward.models.loading import load_model
 
     quantize = check_quantize(quantize)
     loaded = load_model(model, adapter=adapter, device="cpu", dtype="float32", revision=revision)
-    return export_loaded(loaded, out, quantize=quantize, revision=revision, opset=opset, verify=verify)
+    return export_loaded(loaded, out, quantize=quantize, revision=revision, opset=opset, verify=verify, fuse=fuse,
+                         int8_keep_fp32=int8_keep_fp32)
 
 
 def export_loaded(
@@ -127,6 +133,8 @@ def export_loaded(
     revision: str | None = None,
     opset: int | None = None,
     verify: bool = True,
+    fuse: bool = True,
+    int8_keep_fp32: tuple[str, ...] = (),
 ) -> Path:
     """:func:`export_onnx` for a model already loaded (a :class:`LoadedModel` on CPU, fp32)."""
     import torch
@@ -177,10 +185,11 @@ def export_loaded(
     graph = onnx.load(str(fp32_path), load_external_data=False)
     opset_used = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
     del graph
+    fusions = fuse_for_ort(loaded, fp32_path, external=external) if fuse else {"applied": False, "reason": "fuse=False"}
     graphs: dict[str, Any] = {"fp32": _graph_entry(fp32_path)}
     if quantize == "int8":
         int8_path = out_dir / GRAPH_FILES["int8"]
-        info = quantize_int8(fp32_path, int8_path, external=external)
+        info = quantize_int8(fp32_path, int8_path, external=external, keep_fp32=tuple(int8_keep_fp32))
         graphs["int8"] = {**_graph_entry(int8_path), "quantization": info}
     if verify:
         for precision, entry in graphs.items():
@@ -212,6 +221,7 @@ def export_loaded(
         "attn_implementation": getattr(loaded.model.config, "_attn_implementation", None),
         "opset": opset_used,
         "exporter": "torch.onnx.export(dynamo=True)",
+        "fusions": fusions,
         "export_seconds": round(export_s, 1),
         "export_date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
@@ -220,6 +230,65 @@ def export_loaded(
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out_dir
+
+
+#: Largest |log p| change a fusion pass may cause before the unfused graph is kept.
+FUSION_TOLERANCE = 1e-3
+
+
+def fuse_for_ort(loaded: Any, path: Path, *, external: bool = False) -> dict[str, Any]:
+    """Rewrite ``path`` in place with onnxscript's ONNX Runtime fusions (RMSNorm and
+    skip-RMSNorm -> ``SimplifiedLayerNormalization``, rotary embedding, SDPA ->
+    ``MultiHeadAttention``): fewer memory-bound ops per layer, measured ~4% faster fp32
+    and ~10% faster int8 on the embedded default, output unchanged (1e-5).
+
+    Best effort: the graph is kept unfused (and the manifest says why) when onnxscript's
+    fusion pass is missing or fails, or when the fused graph's log-probabilities differ
+    from the torch model's by more than :data:`FUSION_TOLERANCE`. (onnxscript's public
+    ``optimize_for_ort`` also adds ``FusedMatMul`` rewrites that ONNX Runtime 1.32 rejects
+    on this graph, so only the transformer fusions are applied.)"""
+    try:
+        import onnx_ir as ir
+        from onnxscript.rewriter.ort_fusions._core import fuse_xformers
+    except ImportError as exc:
+        return {"applied": False, "reason": f"onnxscript ORT fusions unavailable: {exc}"}
+    fused = path.with_name(path.stem + ".fused.onnx")
+    started = time.perf_counter()
+    try:
+        model = ir.load(str(path))
+        model, counts = fuse_xformers(model)
+        ir.save(model, str(fused), external_data=(fused.name + ".data") if external else None)
+        del model
+        parity = verify_graph(loaded, fused)["max_abs_logprob_diff"]
+    except Exception as exc:  # a fusion bug must never break the export
+        for f in (fused, fused.with_name(fused.name + ".data")):
+            f.unlink(missing_ok=True)
+        return {"applied": False, "reason": f"{type(exc).__name__}: {exc}"}
+    if parity > FUSION_TOLERANCE:
+        for f in (fused, fused.with_name(fused.name + ".data")):
+            f.unlink(missing_ok=True)
+        return {"applied": False, "reason": f"fused graph differs from torch by {parity:.2e}"}
+    if external:
+        _rename_external_data(fused, path)
+    else:
+        os.replace(fused, path)
+    return {"applied": True, "method": "onnxscript.rewriter.ort_fusions fuse_xformers",
+            "counts": {k: v for k, v in counts.items() if v}, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _rename_external_data(src: Path, dst: Path) -> None:
+    """Move graph ``src`` and its external data file to ``dst`` and ``dst.data``."""
+    import onnx
+
+    data = dst.name + ".data"
+    graph = onnx.load(str(src), load_external_data=False)
+    for tensor in graph.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = data
+    os.replace(src.with_name(src.name + ".data"), dst.with_name(data))
+    onnx.save(graph, str(dst))
+    src.unlink()
 
 
 #: Two short tasks rendered for the export check (pairwise, both orders).
@@ -286,13 +355,6 @@ def _quiet_exporter_logs() -> None:
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
 
-#: Linear layers whose MatMul stays fp32 in the int8 graph (matched against the module path
-#: the exporter records per node). The MLP down projection reads SiLU(gate)*up, whose
-#: outliers per-tensor uint8 activation quantisation handles worst: quantising it too
-#: roughly doubled the verdict error on real pairs (docs/speed.md).
-INT8_KEEP_FP32 = ("down_proj",)
-
-
 def linear_matmuls(path: Path, keep_fp32: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """``(to quantise, kept fp32)`` MatMul node names. Quantisable: MatMuls with a weight
     initializer (the linear layers) whose module path names none of ``keep_fp32``. Kept:
@@ -312,11 +374,13 @@ def linear_matmuls(path: Path, keep_fp32: tuple[str, ...] = ()) -> tuple[list[st
     return linear, other
 
 
-def quantize_int8(src: Path, dst: Path, *, external: bool = False,
-                  keep_fp32: tuple[str, ...] = INT8_KEEP_FP32) -> dict[str, Any]:
+def quantize_int8(src: Path, dst: Path, *, external: bool = False, keep_fp32: tuple[str, ...] = ()) -> dict[str, Any]:
     """Dynamic int8 quantisation (``onnxruntime.quantization.quantize_dynamic``: QInt8
     per-tensor weights, uint8 activations quantised at run time) of the linear layers'
-    MatMuls except ``keep_fp32``; returns what was done (for the manifest)."""
+    MatMuls, except those whose module path (recorded by the exporter per node) names one
+    of ``keep_fp32`` (e.g. ``("down_proj",)``: the MLP down projection reads SiLU(gate)*up,
+    whose outliers per-tensor activation quantisation handles worst; keeping it fp32 costs
+    speed, see docs/speed.md). Returns what was done (for the manifest)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     linear, other = linear_matmuls(src, keep_fp32)
