@@ -21,7 +21,8 @@ EXIT_ERROR = 2
 
 #: Modules contributing sub-commands through ``add_command(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = ("flame_reward.train.command", "flame_reward.eval.command", "flame_reward.rerank.command",
-                                   "flame_reward.server.command", "flame_reward.models.onnx_command")
+                                   "flame_reward.server.command", "flame_reward.models.onnx_command",
+                                   "flame_reward.selfimprove.command")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

@@ -172,3 +172,22 @@ def test_cobbler_reference_rates():
         pytest.skip("CoBBLEr data not present")
     assert set(ref) == {"order", "bandwagon", "attention", "length"}
     assert 0 < ref["order"]["rate"] < 1 and ref["bandwagon"]["n"] == 75
+
+
+def test_chat_turns_from_hh_transcripts():
+    from flame_reward.eval.probes import chat_turns
+
+    assert chat_turns("Human: hi\n\nAssistant: hello\n\nHuman: how are you?\n\nAssistant:") == [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "how are you?"}]
+    assert chat_turns("What is 2+2?") == [{"role": "user", "content": "What is 2+2?"}]
+
+
+def test_control_summary():
+    from flame_reward.eval.probes import control_summary
+
+    c = control_summary([(0.3, 0.8), (0.45, 0.6)])  # (target second, target first)
+    assert c["mean_p_target"] == pytest.approx((0.55 + 0.525) / 2)
+    assert c["median_margin"] == pytest.approx((0.05 + 0.025) / 2)
+    assert c["p_first_shown"] == pytest.approx((0.7 + 0.8 + 0.55 + 0.6) / 4)
+    assert c["prefers_target"] == 1.0 and control_summary([]) == {"pairs": 0}

@@ -76,6 +76,18 @@ def test_manifest_describes_the_export(onnx_dir, spread_loaded):
     assert m["tokenizer_size"] == len(spread_loaded.tokenizer) and m["opset"] >= 17
     assert {"torch", "transformers", "onnxruntime"} <= set(m["versions"])
     assert (onnx_dir / "tokenizer.json").is_file()
+    fusions = m["fusions"]  # best effort: applied, or the reason it was not
+    assert fusions["applied"] or fusions["reason"]
+
+
+def test_int8_quantises_every_linear_layer_unless_told(onnx_dir):
+    from flame_reward.models.onnx_export import linear_matmuls
+
+    m = json.loads((onnx_dir / "manifest.json").read_text())
+    q = m["graphs"]["int8"]["quantization"]
+    assert q["kept_fp32"] == [] and q["quantized_matmuls"] == 2 * 7  # 2 layers x q,k,v,o,gate,up,down
+    linear, kept = linear_matmuls(onnx_dir / "model.onnx", ("down_proj",))
+    assert len(linear) == 2 * 6 and len(kept) >= 2
 
 
 def test_onnx_fp32_equals_torch(spread_loaded, onnx_dir):

@@ -72,6 +72,20 @@ def test_loss_mask_covers_only_the_target(tokenizer):
     assert tok.input_ids[: len(enc.ids)] == enc.ids
 
 
+def test_invalid_examples_are_skipped_and_counted(tokenizer):
+    # Real sets hold a few pairs with an empty response; they must not stop a run.
+    from flame_reward.train.sft import _dataset
+
+    empty = PairRecord("prompt", "good", "", "A", "toy", None, "toy.jsonl", 9)
+    items = [*from_pair(pair(1)), *from_pair(empty)]
+    invalid: dict[str, int] = {}
+    ds, too_long = _dataset(tokenizer, items, 512, invalid)
+    assert (len(ds), too_long) == (2, 0)
+    assert invalid == {"response_b: is empty": 1, "response_a: is empty": 1}
+    with pytest.raises(InvalidInput):  # without a counter the error still surfaces
+        _dataset(tokenizer, items, 512)
+
+
 def test_tiny_training_run_lowers_the_loss(tmp_path, tokenizer):
     from tests.conftest import make_tiny_loaded
     from flame_reward.train.sft import TrainConfig, latest_checkpoint, train

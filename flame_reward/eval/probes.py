@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -330,28 +331,85 @@ def _stats(name: str, n: int, hits: int, toward: int, away: int, changed: int, d
     }
 
 
+def control_summary(control: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """How decided the judge is on the unperturbed pairs: P(target) in each presentation
+    (target second, target first), debiased, and its median distance from 0.5. A small
+    margin means a perturbation needs only a tiny push to flip the debiased verdict."""
+    n = len(control)
+    if not n:
+        return {"pairs": 0}
+    means = [(a + b) / 2 for a, b in control]
+    margins = sorted(abs(m - 0.5) for m in means)
+    mid = n // 2
+    median = margins[mid] if n % 2 else (margins[mid - 1] + margins[mid]) / 2
+    return {
+        "pairs": n,
+        "mean_p_target": sum(means) / n,
+        "prefers_target": sum(m > 0.5 for m in means) / n,
+        "median_margin": median,
+        "p_first_shown": sum((1 - a) + b for a, b in control) / (2 * n),
+    }
+
+
 # --- measurement ---------------------------------------------------------------------
 
 
-def own_answers(judge: Any, prompts: Sequence[str], *, max_new_tokens: int = 64, progress: bool = False) -> list[str]:
-    """The judge model's own greedy answers to ``prompts`` (the prompt as the user turn).
+_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):[ \t]?")
 
-    Long prompts keep their last tokens so the answer still fits ``max_length``.
+
+def chat_turns(prompt: str) -> list[dict[str, str]]:
+    """The prompt as chat messages: an HH-RLHF transcript (``Human: ... Assistant: ...``)
+    becomes its user/assistant turns (the trailing empty ``Assistant:`` dropped); any other
+    prompt is one user turn."""
+    marks = list(_TURN.finditer(prompt))
+    if not marks or marks[0].start() != 0 or marks[0].group(1) != "Human":
+        return [{"role": "user", "content": prompt}]
+    turns = []
+    for mark, nxt in zip(marks, marks[1:] + [None]):
+        text = prompt[mark.end():nxt.start() if nxt else len(prompt)].strip()
+        turns.append({"role": "user" if mark.group(1) == "Human" else "assistant", "content": text})
+    if turns[-1]["role"] == "assistant" and not turns[-1]["content"]:
+        turns.pop()
+    if not turns or turns[-1]["role"] != "user" or any(not t["content"] for t in turns):
+        return [{"role": "user", "content": prompt}]
+    return turns
+
+
+def own_answers(judge: Any, prompts: Sequence[str], *, max_new_tokens: int = 64, progress: bool = False) -> list[str]:
+    """The judge model's own greedy answers to ``prompts``.
+
+    The prompt goes through the model's chat template as a conversation
+    (:func:`chat_turns`: HH transcripts become their turns) with the generation prompt
+    added, so the answer is the model's next assistant turn. When the conversation does not
+    fit ``max_length - max_new_tokens``, its earliest turns are dropped, then the last
+    turn keeps only its ending.
     """
-    from flame_reward.encoding import has_chat_template, prompt_string
+    from flame_reward.encoding import has_chat_template
     from flame_reward.progress import progress_bar
 
     scorer = judge.scorer
     tok = scorer.tokenizer
-    special = not has_chat_template(tok)
-    overhead = len(tok(prompt_string(tok, ""), add_special_tokens=special)["input_ids"])
-    budget = max(16, scorer.max_length - max_new_tokens - overhead - 8)
+    budget = max(16, scorer.max_length - max_new_tokens)
+
+    def encode(turns: list[dict[str, str]]) -> list[int]:
+        if has_chat_template(tok):
+            text = tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+            return tok(text, add_special_tokens=False)["input_ids"]
+        text = "\n\n".join(("Human: " if t["role"] == "user" else "Assistant: ") + t["content"] for t in turns)
+        return tok(text + "\n\nAssistant:", add_special_tokens=True)["input_ids"]
+
     inputs = []
     for prompt in prompts:
-        body = tok(prompt, add_special_tokens=False)["input_ids"]
-        if len(body) > budget:
-            prompt = tok.decode(body[-budget:])
-        inputs.append(tok(prompt_string(tok, prompt), add_special_tokens=special)["input_ids"])
+        turns = chat_turns(prompt)
+        ids = encode(turns)
+        while len(ids) > budget and len(turns) > 1:
+            turns = turns[1:] if turns[0]["role"] == "assistant" or len(turns) < 3 else turns[2:]
+            ids = encode(turns)
+        if len(ids) > budget:
+            body = tok(turns[-1]["content"], add_special_tokens=False)["input_ids"]
+            keep = max(1, len(body) - (len(ids) - budget) - 8)
+            ids = encode([{"role": "user", "content": tok.decode(body[-keep:])}])
+        inputs.append(ids)
     order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
     texts = [""] * len(inputs)
     bar = progress_bar(total=len(inputs), desc="own answers", enabled=progress)
@@ -432,7 +490,10 @@ def measure_probes(
             perturbed = control if name == "order" else (p_target[(name, i, 0)], p_target[(name, i, 1)])
             outcomes.append(PairOutcome(control, perturbed))
         results[name] = probe_stats(name, outcomes)
-    out: dict[str, Any] = {"probes": results, "skipped": skipped, "timings": timings}
+    out: dict[str, Any] = {"probes": results, "control": control_summary(
+        [(p_target[("control", i, 0)], p_target[("control", i, 1)]) for i in range(len(pairs))
+         if ("control", i, 0) in p_target and ("control", i, 1) in p_target]),
+        "skipped": skipped, "timings": timings}
     if own:
         out["own_answers"] = {"max_new_tokens": own_max_new_tokens, "empty": sum(1 for o in own if not o),
                               "mean_chars": sum(len(o) for o in own) / len(own) if own else float("nan"),
@@ -507,7 +568,9 @@ __all__ = [
     "ProbePair",
     "add_bandwagon",
     "add_distractor",
+    "chat_turns",
     "cobbler_human_reference",
+    "control_summary",
     "measure_probes",
     "name_responses",
     "own_answers",

@@ -137,6 +137,12 @@ def bias_markdown(report: Mapping[str, Any], max_skipped: int = 20) -> str:
     lines = ["# Bias probes (CoBBLEr-style)", "", _judge_line(report.get("judge", {})) + ".", ""]
     srcs = ", ".join(f"{s['name']} ({s['split']}, {s['pairs']} pairs)" for s in report.get("sources", []))
     lines += [f"Base pairs: {report.get('pairs', 0)} from {srcs}.", ""]
+    control = report.get("control") or {}
+    if control.get("pairs"):
+        lines += [(f"Unperturbed pairs: mean P(first-shown response) {_f(control['p_first_shown'])}; debiased "
+                   f"P(human-worse) {_f(control['mean_p_target'])} on average, median distance from 0.5 "
+                   f"{_f(control['median_margin'], 4)} (a small margin means a tiny push flips the debiased "
+                   f"verdict: read *rate* together with *mean ΔP* and *raw change*)."), ""]
     lines += [("| probe | pairs | rate | 95% CI (Wilson) | toward | away | mean ΔP(target) | raw change "
                "| CoBBLEr humans |"), "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     ref = report.get("reference", {})
@@ -170,33 +176,43 @@ def bias_markdown(report: Mapping[str, Any], max_skipped: int = 20) -> str:
 
 
 def plot_bias(report: Mapping[str, Any], path: Path) -> None:
-    """One bar per probe (rate) with its 95% Wilson interval, and CoBBLEr human rates as markers."""
+    """One bar per probe: its rate split into changes toward / away from the target (egocentric:
+    the prefers-own rate), the 95% Wilson interval, and CoBBLEr human rates as markers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def num(x: Any) -> float:
+        return 0.0 if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
     names = list(report["probes"])
-    rates = [report["probes"][n]["rate"] for n in names]
-    rates = [0.0 if r is None or math.isnan(r) else r for r in rates]
-    los = [report["probes"][n]["ci95"][0] for n in names]
-    his = [report["probes"][n]["ci95"][1] for n in names]
-    err = [[max(0.0, r - (lo if lo is not None and not math.isnan(lo) else r)) for r, lo in zip(rates, los)],
-           [max(0.0, (hi if hi is not None and not math.isnan(hi) else r) - r) for r, hi in zip(rates, his)]]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 4.0))
-    ax.bar(range(len(names)), rates, yerr=err, capsize=4, color="#4c72b0", label="judge (95% Wilson CI)")
+    probes = [report["probes"][n] for n in names]
+    rates = [num(p["rate"]) for p in probes]
+    split = [n != "egocentric" for n in names]
+    toward = [num(p["toward"]) if s else r for p, s, r in zip(probes, split, rates)]
+    away = [num(p["away"]) if s else 0.0 for p, s in zip(probes, split)]
+    rest = [max(0.0, r - t - a) for r, t, a in zip(rates, toward, away)]
+    err = [[max(0.0, r - num(p["ci95"][0] if p["ci95"][0] is not None else r)) for r, p in zip(rates, probes)],
+           [max(0.0, num(p["ci95"][1] if p["ci95"][1] is not None else r) - r) for r, p in zip(rates, probes)]]
+    xs = list(range(len(names)))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 4.2))
+    ax.bar(xs, toward, color="#4c72b0", label="toward target (egocentric: prefers own)")
+    ax.bar(xs, away, bottom=toward, color="#a1c9f4", label="away from target")
+    ax.bar(xs, rest, bottom=[t + a for t, a in zip(toward, away)], color="#cccccc", label="other change")
+    ax.errorbar(xs, rates, yerr=err, fmt="none", ecolor="black", capsize=4, label="rate, 95% Wilson CI")
     ref = report.get("reference", {})
-    xs = [i for i, n in enumerate(names) if n in ref]
-    if xs:
-        ax.scatter(xs, [ref[names[i]]["rate"] for i in xs], marker="D", color="#dd8452", zorder=3,
+    rx = [i for i, n in enumerate(names) if n in ref]
+    if rx:
+        ax.scatter(rx, [ref[names[i]]["rate"] for i in rx], marker="D", color="#dd8452", zorder=3,
                    label="CoBBLEr humans")
-    ax.set_xticks(range(len(names)))
+    ax.set_xticks(xs)
     ax.set_xticklabels(names, fontsize=8)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("rate")
-    ax.set_title(f"bias probes: {report.get('judge', {}).get('model', '')} (n={report.get('pairs', 0)} pairs)",
+    ax.set_ylabel("share of pairs")
+    ax.set_title(f"bias probes: {report.get('judge', {}).get('model', '')} ({report.get('pairs', 0)} base pairs)",
                  fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -34,6 +34,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,10 @@ def export_loaded(
     started = time.perf_counter()
     _quiet_exporter_logs()
     try:
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # Exporter chatter: renamed dynamic axes, a pytree deprecation inside torch.
+            warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
+            warnings.filterwarnings("ignore", category=FutureWarning)
             torch.onnx.export(
                 wrapper, (ids, mask, positions, keep, tokens), str(fp32_path), dynamo=True,
                 input_names=list(INPUTS), output_names=[OUTPUT], dynamic_shapes=dynamic,

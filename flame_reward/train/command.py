@@ -60,6 +60,11 @@ def add_command(sub: Any) -> None:
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--tail-steps", type=int, default=20, help="opt-rm: steps of each tail-patch fine-tune")
+    p.add_argument("--cached-top-layers", type=int, default=None, metavar="K",
+                   help="train LoRA on the top K layers from cached activations (many epochs on a CPU; "
+                        "see docs/training.md); --epochs counts whole passes, --batch-size examples per step")
+    p.add_argument("--select-fraction", type=float, default=0.1,
+                   help="cached: share of training pairs held out to choose the epoch (never the dev sets)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
@@ -140,7 +145,7 @@ def write_model_card(out: Path, args: argparse.Namespace, argv: list[str], repor
         f"- Seed: {args.seed}; steps: {report['steps']}; examples: {report['examples']} "
         f"(skipped as too long: {report['skipped_too_long']}); seconds: {report['seconds']:.0f}",
         f"- LoRA r={args.lora_r}, alpha={args.lora_alpha}, lr={args.lr}, batch={args.batch_size}x{args.grad_accum}, "
-        f"max_length={args.max_length}, top_layers={args.top_layers or 'all'}",
+        f"max_length={args.max_length}, top_layers={f'{args.cached_top_layers} (cached activations)' if getattr(args, 'cached_top_layers', None) else args.top_layers or 'all'}",
         "- Training data (train splits only; dev splits are held out by record hash):",
         *[f"  - {name}: {n} examples" for name, n in sorted(mixture_counts.items())],
         f"- Dev pairwise accuracy on {args.dev_sets} ({after.get('dev_pairs', '?')} pairs, both orders): "
@@ -151,6 +156,40 @@ def write_model_card(out: Path, args: argparse.Namespace, argv: list[str], repor
     ]
     card.write_text("\n".join(lines) + "\n")
     return card
+
+
+def _train_cached(args: argparse.Namespace, out: Path, items: list[Any]) -> dict[str, Any]:
+    """``--cached-top-layers``: the cached top-layer trainer; dev sets measured per set."""
+    from flame_reward.data import load_pairs
+    from flame_reward.train.cached import CachedConfig, train_cached
+    from flame_reward.train.examples import from_pair
+
+    if args.recipe == "opt-rm" or args.init_adapter:
+        raise InvalidInput("--cached-top-layers", "works from the base model with the multitask or rm recipe")
+    if args.epochs != int(args.epochs) or args.epochs < 1:
+        raise InvalidInput("--epochs", "must be a whole number of passes with --cached-top-layers")
+    dev_sets = {}
+    for name in _names(args.dev_sets):
+        records = [r for r in load_pairs(name, split="dev").records if r.label != "tie"][: args.dev_pairs]
+        dev_sets[name] = [ex for r in records for ex in from_pair(r)]
+    cfg = CachedConfig(out=str(out), model=args.model, top_layers=args.cached_top_layers, max_length=args.max_length,
+                       epochs=int(args.epochs), batch_size=args.batch_size * args.grad_accum, learning_rate=args.lr,
+                       lora_r=args.lora_r, lora_alpha=args.lora_alpha, select_fraction=args.select_fraction,
+                       seed=args.seed, threads=args.threads, device=args.device)
+    report = train_cached(cfg, items, dev_sets)
+    # The SFT report's field names, so the model card and summary read the same.
+    report["examples"] = len(items)
+    report["skipped_too_long"] = report["skipped"].get("too_long", 0)
+    report["first_losses"] = [h["train_loss"] for h in report["history"][1:3]]
+    report["last_losses"] = [h["train_loss"] for h in report["history"][-2:]]
+    for key in ("dev_before", "dev_after"):
+        row = report[key]
+        accs = [v["accuracy"] for k, v in row.items() if k.startswith("dev:") and v.get("pairs")]
+        cons = [v["position_consistency"] for k, v in row.items() if k.startswith("dev:") and v.get("pairs")]
+        row["dev_accuracy"] = sum(accs) / len(accs) if accs else float("nan")
+        row["dev_position_consistency"] = sum(cons) / len(cons) if cons else float("nan")
+        row["dev_pairs"] = sum(v.get("pairs", 0) for k, v in row.items() if k.startswith("dev:") and isinstance(v, dict))
+    return report
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -174,7 +213,10 @@ def run_train(args: argparse.Namespace) -> int:
     counts = Counter(item.dataset for item in items)
     print(f"{args.recipe}: {len(items)} training examples " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())),
           file=sys.stderr)
-    report = train(_config(args, str(out)), items, dev)
+    if args.cached_top_layers:
+        report = _train_cached(args, out, items)
+    else:
+        report = train(_config(args, str(out)), items, dev)
     argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith("flame-reward") else ["train", *sys.argv[1:]]
     card = write_model_card(out, args, argv, report, dict(counts))
     after = report.get("dev_after", {})

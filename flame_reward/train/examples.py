@@ -17,7 +17,12 @@ _FIELD_FOR_EXTRA = {"source_text": "source", "reference": "reference", "criteria
 
 @dataclass(frozen=True)
 class LabelledExample:
-    """One training example: a task type, its fields, and the verdict to learn."""
+    """One training example: a task type, its fields, and the verdict to learn.
+
+    ``rationale``: when set, the target is the rationale-then-verdict answer of generation
+    mode (``Rationale: ...`` then ``Verdict: X``, the prompt rendered with the rationale
+    instruction), as the Self-Taught Evaluator loop trains on its kept judgments.
+    """
 
     task: str
     example: dict[str, Any]
@@ -25,6 +30,7 @@ class LabelledExample:
     dataset: str
     key: str = ""
     meta: dict[str, Any] = field(default_factory=dict, hash=False)
+    rationale: str | None = None
 
 
 def from_pair(record: PairRecord, both_orders: bool = True) -> Iterator[LabelledExample]:

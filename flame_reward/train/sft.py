@@ -60,9 +60,14 @@ class TrainConfig:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-def _dataset(tokenizer: Any, items: Sequence[LabelledExample], max_length: int) -> tuple[Any, int]:
+def _dataset(tokenizer: Any, items: Sequence[LabelledExample], max_length: int,
+             invalid: dict[str, int] | None = None) -> tuple[Any, int]:
     """The tokenised dataset, and how many examples were skipped because even with their
-    responses truncated the prompt does not fit ``max_length`` (counted in the report)."""
+    responses truncated the prompt does not fit ``max_length`` (counted in the report).
+
+    Examples the task type refuses (real sets hold a few pairs with an empty response,
+    e.g. HH helpful-base test-even line 61) are skipped too and counted per reason in
+    ``invalid``, so one such row never stops a run."""
     from datasets import Dataset
 
     rows: dict[str, list[list[int]]] = {"input_ids": [], "labels": []}
@@ -72,7 +77,10 @@ def _dataset(tokenizer: Any, items: Sequence[LabelledExample], max_length: int) 
             tok = tokenize_example(tokenizer, item, max_length)
         except InvalidInput as exc:
             if exc.field != "max_length":
-                raise
+                if invalid is None:
+                    raise
+                invalid[str(exc)] = invalid.get(str(exc), 0) + 1
+                continue
             skipped += 1
             continue
         rows["input_ids"].append(tok.input_ids)
@@ -136,6 +144,24 @@ def latest_checkpoint(out: str | Path) -> str | None:
     return str(max(ckpts, key=lambda p: int(p.name.split("-")[-1]))) if ckpts else None
 
 
+def prepare_run(config: Any, train_items: Sequence[Any], loaded: Any = None) -> Any:
+    """The common start of a training run (SFT or cached): refuse an empty run, set the
+    thread count and seeds, and load ``config.model`` in fp32 unless ``loaded`` is given."""
+    import torch
+
+    if not train_items:
+        raise InvalidInput("train_items", "no training examples")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    if loaded is None:
+        from flame_reward.models.loading import load_model
+
+        loaded = load_model(config.model, device=config.device, dtype="float32")
+    return loaded
+
+
 def train(
     config: TrainConfig,
     train_items: Sequence[LabelledExample],
@@ -154,16 +180,7 @@ def train(
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    if not train_items:
-        raise InvalidInput("train_items", "no training examples")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    if loaded is None:
-        from flame_reward.models.loading import load_model
-
-        loaded = load_model(config.model, device=config.device, dtype="float32")
+    loaded = prepare_run(config, train_items, loaded)
     tokenizer = loaded.tokenizer
     base = loaded.model
     if config.init_adapter:
@@ -177,7 +194,8 @@ def train(
                           target_modules=list(config.target_modules), layers_to_transform=layers,
                           task_type="CAUSAL_LM", bias="none")
         model = get_peft_model(base, lcfg)
-    train_ds, skipped = _dataset(tokenizer, train_items, config.max_length)
+    invalid: dict[str, int] = {}
+    train_ds, skipped = _dataset(tokenizer, train_items, config.max_length, invalid)
     dev_examples = [{k: v for k, v in d.example.items()} for d in dev_pairs[: config.dev_pairs]]
     dev_labels = [d.label for d in dev_pairs[: config.dev_pairs]]
     out = Path(config.out)
@@ -242,6 +260,7 @@ def train(
         "config": asdict(config),
         "examples": len(train_items),
         "skipped_too_long": skipped,
+        "skipped_invalid": invalid,
         "tokens_per_epoch": tokens,
         "steps": trainer.state.global_step,
         "seconds": elapsed,

@@ -2,7 +2,8 @@
 
 The prompt is encoded exactly as the scoring core encodes it (same rendering, chat
 template and truncation policy), so the model is trained on precisely the text it will
-be asked to judge; the target is the verdict followed by the end-of-turn token.
+be asked to judge; the target is the verdict (or, for generation-mode examples, the
+rationale then the verdict) followed by the end-of-turn token.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ class TokenizedExample:
 
 
 def tokenize_example(tokenizer: Any, item: LabelledExample, max_length: int, rationale: str | None = None) -> TokenizedExample:
-    """Prompt ids (masked with -100) + target ids (trained on)."""
+    """Prompt ids (masked with -100) + target ids (trained on).
+
+    ``rationale`` (default: the example's own ``rationale``) makes the target the
+    generation-mode answer, a rationale then the verdict, on the prompt rendered for it.
+    """
+    if rationale is None:
+        rationale = item.rationale
     task = get_task_type(item.task)
     example = task.validate(item.example)
     target = task.target(example, item.label, rationale)
