@@ -303,6 +303,25 @@ def _rebuild(cls: type, target: Any, kwargs: dict[str, Any]) -> Any:
     return cls(target, **kwargs)
 
 
+def _connect(client: Any, channels: Any, target: str | Sequence[str], **kw: Any) -> None:
+    """The set-up both clients share: settings, the pickling recipe (``client._init``), the
+    channel from ``channels`` (``grpc`` or ``grpc.aio``) and one callable per RPC."""
+    client._init = (target, {**kw, "root_certificates": _read(kw["root_certificates"]),
+                             "private_key": _read(kw["private_key"]),
+                             "certificate_chain": _read(kw["certificate_chain"]), "options": list(kw["options"])})
+    s = client.settings = _Settings(target, **kw)
+    client.target = s.target
+    if s.credentials is not None:
+        client.channel = channels.secure_channel(s.target, s.credentials, options=s.options)
+    else:
+        client.channel = channels.insecure_channel(s.target, options=s.options)
+    client._calls = {
+        m.name: (client.channel.stream_stream if m.request_streaming else client.channel.unary_unary)(
+            m.path, request_serializer=m.request.SerializeToString, response_deserializer=m.response.FromString)
+        for m in METHODS.values()
+    }
+
+
 # -- the sync client -----------------------------------------------------------------------
 class RewardClient:
     """A judge whose verdicts come from a scoring server (see the module docstring).
@@ -335,25 +354,10 @@ class RewardClient:
         max_items_per_request: int = 256,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        self._init = (target, {"token": token, "tls": tls, "root_certificates": _read(root_certificates),
-                               "private_key": _read(private_key), "certificate_chain": _read(certificate_chain),
-                               "server_name": server_name, "timeout": timeout, "retries": retries,
-                               "backoff": backoff, "max_backoff": max_backoff, "max_message_bytes": max_message_bytes,
-                               "max_items_per_request": max_items_per_request, "options": list(options)})
-        self.settings = _Settings(target, token, tls, root_certificates, private_key, certificate_chain, server_name,
-                                  timeout, retries, backoff, max_backoff, max_message_bytes, max_items_per_request,
-                                  options)
-        self.target = self.settings.target
-        s = self.settings
-        if s.credentials is not None:
-            self.channel = grpc.secure_channel(s.target, s.credentials, options=s.options)
-        else:
-            self.channel = grpc.insecure_channel(s.target, options=s.options)
-        self._calls = {
-            m.name: (self.channel.stream_stream if m.request_streaming else self.channel.unary_unary)(
-                m.path, request_serializer=m.request.SerializeToString, response_deserializer=m.response.FromString)
-            for m in METHODS.values()
-        }
+        _connect(self, grpc, target, token=token, tls=tls, root_certificates=root_certificates,
+                 private_key=private_key, certificate_chain=certificate_chain, server_name=server_name,
+                 timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff,
+                 max_message_bytes=max_message_bytes, max_items_per_request=max_items_per_request, options=options)
 
     # -- plumbing -------------------------------------------------------------------------
     def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
@@ -570,25 +574,10 @@ class AsyncRewardClient:
         max_items_per_request: int = 256,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        self._init = (target, {"token": token, "tls": tls, "root_certificates": _read(root_certificates),
-                               "private_key": _read(private_key), "certificate_chain": _read(certificate_chain),
-                               "server_name": server_name, "timeout": timeout, "retries": retries,
-                               "backoff": backoff, "max_backoff": max_backoff, "max_message_bytes": max_message_bytes,
-                               "max_items_per_request": max_items_per_request, "options": list(options)})
-        self.settings = _Settings(target, token, tls, root_certificates, private_key, certificate_chain, server_name,
-                                  timeout, retries, backoff, max_backoff, max_message_bytes, max_items_per_request,
-                                  options)
-        self.target = self.settings.target
-        s = self.settings
-        if s.credentials is not None:
-            self.channel = grpc.aio.secure_channel(s.target, s.credentials, options=s.options)
-        else:
-            self.channel = grpc.aio.insecure_channel(s.target, options=s.options)
-        self._calls = {
-            m.name: (self.channel.stream_stream if m.request_streaming else self.channel.unary_unary)(
-                m.path, request_serializer=m.request.SerializeToString, response_deserializer=m.response.FromString)
-            for m in METHODS.values()
-        }
+        _connect(self, grpc.aio, target, token=token, tls=tls, root_certificates=root_certificates,
+                 private_key=private_key, certificate_chain=certificate_chain, server_name=server_name,
+                 timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff,
+                 max_message_bytes=max_message_bytes, max_items_per_request=max_items_per_request, options=options)
 
     async def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
         deadline = time.monotonic() + (self.settings.timeout if timeout is None else timeout)
