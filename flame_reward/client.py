@@ -322,19 +322,11 @@ def _connect(client: Any, channels: Any, target: str | Sequence[str], **kw: Any)
     }
 
 
-# -- the sync client -----------------------------------------------------------------------
-class RewardClient:
-    """A judge whose verdicts come from a scoring server (see the module docstring).
+# -- connection set-up shared by both clients ----------------------------------------------
+class _ClientBase:
+    """The constructor both clients share; ``_aio`` picks ``grpc`` or ``grpc.aio`` channels."""
 
-    ``target``: ``host:port``, a list of them (round_robin), or any gRPC target such as
-    ``dns:///name:port``. ``token``: bearer token. ``tls=True`` (system roots) or
-    ``root_certificates`` (PEM path/bytes) for TLS; ``private_key``/``certificate_chain``
-    for mTLS; ``server_name`` overrides the name checked in the server's certificate.
-    ``timeout``: seconds per call, retries included. ``retries``: extra attempts on
-    UNAVAILABLE. ``max_items_per_request``: larger ``judge()`` calls are split and
-    streamed (the server micro-batches them with everyone else's).
-    Thread-safe: share one client between threads.
-    """
+    _aio = False
 
     def __init__(
         self,
@@ -354,10 +346,25 @@ class RewardClient:
         max_items_per_request: int = 256,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        _connect(self, grpc, target, token=token, tls=tls, root_certificates=root_certificates,
+        _connect(self, grpc.aio if self._aio else grpc, target, token=token, tls=tls, root_certificates=root_certificates,
                  private_key=private_key, certificate_chain=certificate_chain, server_name=server_name,
                  timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff,
                  max_message_bytes=max_message_bytes, max_items_per_request=max_items_per_request, options=options)
+
+
+# -- the sync client -----------------------------------------------------------------------
+class RewardClient(_ClientBase):
+    """A judge whose verdicts come from a scoring server (see the module docstring).
+
+    ``target``: ``host:port``, a list of them (round_robin), or any gRPC target such as
+    ``dns:///name:port``. ``token``: bearer token. ``tls=True`` (system roots) or
+    ``root_certificates`` (PEM path/bytes) for TLS; ``private_key``/``certificate_chain``
+    for mTLS; ``server_name`` overrides the name checked in the server's certificate.
+    ``timeout``: seconds per call, retries included. ``retries``: extra attempts on
+    UNAVAILABLE. ``max_items_per_request``: larger ``judge()`` calls are split and
+    streamed (the server micro-batches them with everyone else's).
+    Thread-safe: share one client between threads.
+    """
 
     # -- plumbing -------------------------------------------------------------------------
     def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
@@ -552,32 +559,11 @@ class RewardClient:
 
 
 # -- the asyncio client --------------------------------------------------------------------
-class AsyncRewardClient:
+class AsyncRewardClient(_ClientBase):
     """:class:`RewardClient` for asyncio (``grpc.aio``); the same arguments and methods,
     as coroutines. Create it inside the event loop that uses it."""
 
-    def __init__(
-        self,
-        target: str | Sequence[str] = DEFAULT_TARGET,
-        *,
-        token: str | None = None,
-        tls: bool = False,
-        root_certificates: str | Path | bytes | None = None,
-        private_key: str | Path | bytes | None = None,
-        certificate_chain: str | Path | bytes | None = None,
-        server_name: str | None = None,
-        timeout: float = 120.0,
-        retries: int = 5,
-        backoff: float = 0.1,
-        max_backoff: float = 2.0,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        max_items_per_request: int = 256,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        _connect(self, grpc.aio, target, token=token, tls=tls, root_certificates=root_certificates,
-                 private_key=private_key, certificate_chain=certificate_chain, server_name=server_name,
-                 timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff,
-                 max_message_bytes=max_message_bytes, max_items_per_request=max_items_per_request, options=options)
+    _aio = True
 
     async def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
         deadline = time.monotonic() + (self.settings.timeout if timeout is None else timeout)

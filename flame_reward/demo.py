@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from flame_reward.eval.metrics import pairwise_metrics
+from flame_reward.eval.pairs import pair_example
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -37,9 +38,8 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for name, records in chosen.items():
         t0 = time.perf_counter()
-        verdicts = judge.judge("pairwise", [
-            {"prompt": r.prompt, "response_a": r.response_a, "response_b": r.response_b} for r in records
-        ], progress=True)
+        # pair_example carries the set's own criteria (HH helpful vs harmless), as in training.
+        verdicts = judge.judge("pairwise", [pair_example(r) for r in records], progress=True)
         labels = [r.label for r in records]
         m = pairwise_metrics(verdicts, labels)
         rows.append((name, m, time.perf_counter() - t0))

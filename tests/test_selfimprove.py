@@ -324,7 +324,8 @@ def _tiny_self_taught(tmp_path, **over):
     from flame_reward.selfimprove.self_taught import SelfTaughtConfig
 
     values = {"out": str(tmp_path / "st"), "instructions": "mt-bench", "n_instructions": 3, "samples": 2,
-              "max_new_tokens": 8, "dev_limit": 2, "epochs": 1.0, "train_batch_size": 2, "progress": False}
+              "max_new_tokens": 8, "dev_limit": 2, "epochs": 1.0, "train_batch_size": 2, "progress": False,
+              "judge_adapter": None}  # the tiny model cannot take the embedded default's adapter
     values.update(over)
     return SelfTaughtConfig(**values)
 
@@ -381,7 +382,7 @@ def test_self_taught_command_one_iteration_end_to_end(tmp_path, tiny_loader, rea
     instructions = _write(tmp_path / "inst.jsonl", [{"prompt": "Name a colour."}, {"prompt": "Write a limerick."},
                                                     {"instruction": "Explain tides."}])
     out = tmp_path / "run"
-    code = main(["self-taught", "--out", str(out), "--instructions", instructions, "--iterations", "1",
+    code = main(["self-taught", "--out", str(out), "--instructions", instructions, "--iterations", "1", "--judge-adapter", "none",
                  "--samples", "2", "--max-new-tokens", "8", "--dev-limit", "2", "--epochs", "1",
                  "--train-batch-size", "2", "--no-balance", "--keep-per-order", "0", "-q"])
     assert code == 0
@@ -409,7 +410,7 @@ def test_meta_reward_command_end_to_end(tmp_path, tiny_loader, readable_verdicts
     monkeypatch.setattr(models, "default_loader", lambda device=None: tiny_loader)
     out = tmp_path / "mr"
     prompts = _write(tmp_path / "prompts.jsonl", [{"prompt": "Name a colour."}, {"prompt": "Say hello."}])
-    args = ["meta-reward", "--out", str(out), "--prompts", prompts, "--n-prompts", "2", "--responses", "3",
+    args = ["meta-reward", "--out", str(out), "--prompts", prompts, "--adapter", "none", "--n-prompts", "2", "--responses", "3",
             "--judge-samples", "2", "--max-new-tokens", "8", "--dev-limit", "1", "--meta-eval-pairs", "1",
             "--max-steps", "2", "--max-length-ratio", "0", "-q"]
     assert main([*args, "--iterations", "1"]) == 0

@@ -49,6 +49,14 @@ def test_pairs_emit_both_orders():
     assert t1.label == t2.label == "tie" and t1.example["allow_tie"] is True
     labels = Counter(e.label for e in to_examples([pair(i) for i in range(10)]))
     assert labels == {"A": 10, "B": 10}
+    assert "criteria" not in a.example
+
+
+def test_pair_criteria_reach_both_orders():
+    import dataclasses
+
+    judged = dataclasses.replace(pair(4), criteria="Harmlessness.")
+    assert [e.example["criteria"] for e in from_pair(judged)] == ["Harmlessness.", "Harmlessness."]
 
 
 def test_score_target_rounds_to_scale():

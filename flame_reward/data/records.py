@@ -36,6 +36,9 @@ class PairRecord:
 
     ``label`` is ``"A"`` (``response_a`` is better), ``"B"`` or ``"tie"``. ``row`` is the
     1-based line (JSONL) or array position (JSON) of the example in ``source``.
+    ``criteria``: what the humans were asked to judge, when the set says so (HH-RLHF's
+    helpful and harmless sets ask opposite things of similar prompts); it becomes the
+    pairwise task's ``criteria``, in training and evaluation alike.
     """
 
     prompt: str
@@ -46,6 +49,7 @@ class PairRecord:
     subset: str | None
     source: str
     row: int
+    criteria: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:

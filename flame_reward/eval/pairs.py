@@ -77,9 +77,14 @@ def _mean(xs: Sequence[float]) -> float:
 
 def pair_example(record: PairRecord, *, allow_tie: bool = False, tie_margin: float = 0.0,
                  criteria: str | None = None) -> dict[str, Any]:
-    """The ``pairwise`` task example for a record (responses in the record's order)."""
+    """The ``pairwise`` task example for a record (responses in the record's order).
+
+    ``criteria`` replaces the record's own (a set's, e.g. HH harmlessness), which replaces
+    the task default.
+    """
     ex: dict[str, Any] = {"prompt": record.prompt, "response_a": record.response_a,
                           "response_b": record.response_b, "allow_tie": allow_tie, "tie_margin": tie_margin}
+    criteria = criteria or record.criteria
     if criteria:
         ex["criteria"] = criteria
     return ex

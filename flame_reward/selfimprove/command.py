@@ -100,18 +100,15 @@ def _print(result: dict[str, Any]) -> None:
 
 def run_self_taught_command(args: argparse.Namespace) -> int:
     from flame_reward.selfimprove.self_taught import SelfTaughtConfig, run_self_taught
+    from flame_reward.selfimprove.settings import shared_settings
 
     cfg = SelfTaughtConfig(
         out=args.out, instructions=args.instructions, judge=args.judge, judge_adapter=_adapter(args.judge_adapter),
-        generator=args.generator, generator_adapter=_adapter(args.generator_adapter), iterations=args.iterations,
-        n_instructions=args.n_instructions, samples=args.samples, max_new_tokens=args.max_new_tokens,
-        generator_temperature=args.generator_temperature, judge_temperature=args.judge_temperature, top_p=args.top_p,
-        keep_per_order=args.keep_per_order, balance=args.balance, dev_sets=args.dev_sets, dev_limit=args.dev_limit,
-        templates=args.templates, max_length=args.max_length, batch_size=args.batch_size,
-        epochs=2.0 if args.epochs is None else args.epochs, max_steps=args.max_steps, learning_rate=5e-4 if args.lr is None else args.lr,
-        train_batch_size=args.train_batch_size or 4, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-        top_layers=args.top_layers, seed=args.seed, threads=args.threads, device=args.device,
-        progress=not args.quiet,
+        generator=args.generator, generator_adapter=_adapter(args.generator_adapter),
+        n_instructions=args.n_instructions, samples=args.samples, generator_temperature=args.generator_temperature,
+        keep_per_order=args.keep_per_order, balance=args.balance,
+        epochs=2.0 if args.epochs is None else args.epochs, learning_rate=5e-4 if args.lr is None else args.lr,
+        train_batch_size=args.train_batch_size or 4, **shared_settings(args),
     )
     _print(run_self_taught(cfg))
     return 0
@@ -119,19 +116,15 @@ def run_self_taught_command(args: argparse.Namespace) -> int:
 
 def run_meta_reward_command(args: argparse.Namespace) -> int:
     from flame_reward.selfimprove.meta_reward import MetaRewardConfig, run_meta_reward
+    from flame_reward.selfimprove.settings import shared_settings
 
     cfg = MetaRewardConfig(
         out=args.out, prompts=args.prompts, model=args.model, adapter=_adapter(args.adapter),
-        iterations=args.iterations, n_prompts=args.n_prompts, responses=args.responses,
-        judge_samples=args.judge_samples, max_new_tokens=args.max_new_tokens,
-        actor_temperature=args.actor_temperature, judge_temperature=args.judge_temperature, top_p=args.top_p,
-        tier=args.tier, max_length_ratio=args.max_length_ratio or None, meta_margin=args.meta_margin,
-        dev_sets=args.dev_sets, dev_limit=args.dev_limit, meta_eval_pairs=args.meta_eval_pairs,
-        templates=args.templates, max_length=args.max_length, batch_size=args.batch_size,
-        epochs=1.0 if args.epochs is None else args.epochs, max_steps=args.max_steps, learning_rate=5e-5 if args.lr is None else args.lr,
-        beta=args.beta, train_batch_size=args.train_batch_size or 2, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-        top_layers=args.top_layers, seed=args.seed, threads=args.threads, device=args.device,
-        progress=not args.quiet,
+        n_prompts=args.n_prompts, responses=args.responses, judge_samples=args.judge_samples,
+        actor_temperature=args.actor_temperature, tier=args.tier, max_length_ratio=args.max_length_ratio or None,
+        meta_margin=args.meta_margin, meta_eval_pairs=args.meta_eval_pairs,
+        epochs=1.0 if args.epochs is None else args.epochs, learning_rate=5e-5 if args.lr is None else args.lr,
+        beta=args.beta, train_batch_size=args.train_batch_size or 2, **shared_settings(args),
     )
     _print(run_meta_reward(cfg))
     return 0

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +45,13 @@ from flame_reward.errors import InvalidInput, VerdictParseError
 from flame_reward.results import ItemError, Verdict
 from flame_reward.selfimprove import models as model_loading
 from flame_reward.selfimprove.evaluation import (
-    DEFAULT_DEV_SETS,
     compare_iterations,
     dev_figures,
 )
 from flame_reward.selfimprove.instructions import iteration_slice, load_instructions
 from flame_reward.selfimprove.models import Loader, Models
 from flame_reward.selfimprove.report import write_run_report
+from flame_reward.selfimprove.settings import LoopSettings
 from flame_reward.selfimprove.steps import RunDir, read_jsonl, write_json, write_jsonl
 from flame_reward.selfimprove.templates import Templates, load_templates
 
@@ -59,48 +59,28 @@ SCALE = (1, 5)
 
 
 @dataclass
-class MetaRewardConfig:
-    """The settings of a ``flame-reward meta-reward`` run."""
+class MetaRewardConfig(LoopSettings):
+    """The settings of a ``flame-reward meta-reward`` run (shared ones: :class:`LoopSettings`)."""
 
     out: str
     prompts: str = "hh"
     model: str | None = None
     adapter: str | None = "auto"
-    iterations: int = 1
     n_prompts: int | None = 16
     responses: int = 4
     judge_samples: int = 3
-    max_new_tokens: int = 96
     actor_temperature: float = 0.8
-    judge_temperature: float = 0.8
-    top_p: float = 0.95
     tier: float = 0.25
     max_length_ratio: float | None = 2.0
     meta_margin: float = 0.0
-    dev_sets: tuple[str, ...] = DEFAULT_DEV_SETS
-    dev_limit: int | None = 40
     meta_eval_pairs: int = 8
-    templates: str | None = None
-    max_length: int = 1024
-    batch_size: int = 8
     epochs: float = 1.0
-    max_steps: int = -1
     learning_rate: float = 5e-5
     beta: float = 0.1
     train_batch_size: int = 2
-    lora_r: int = 16
-    lora_alpha: int = 32
-    top_layers: int | None = None
-    seed: int = 0
-    threads: int | None = None
-    device: str | None = None
-    progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
-        for name in ("iterations", "max_new_tokens", "batch_size", "train_batch_size"):
-            if getattr(self, name) < 1:
-                raise InvalidInput(f"--{name.replace('_', '-')}", f"must be >= 1, got {getattr(self, name)}")
+        super().check()
         if self.responses < 2:
             raise InvalidInput("--responses", f"a preference pair needs >= 2 responses per prompt, got {self.responses}")
         if self.judge_samples < 1:
@@ -111,8 +91,6 @@ class MetaRewardConfig:
             raise InvalidInput("--max-length-ratio", f"must be > 0, got {self.max_length_ratio}")
         if not 0.0 <= self.meta_margin < 0.5:
             raise InvalidInput("--meta-margin", f"must be in [0, 0.5), got {self.meta_margin}")
-        if self.dev_limit is not None and self.dev_limit < 1:
-            raise InvalidInput("--dev-limit", f"must be >= 1, got {self.dev_limit}")
         if self.meta_eval_pairs < 0:
             raise InvalidInput("--meta-eval-pairs", f"must be >= 0, got {self.meta_eval_pairs}")
 

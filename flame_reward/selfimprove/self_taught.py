@@ -31,15 +31,14 @@ import random
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from flame_reward.errors import InvalidInput, VerdictParseError
 from flame_reward.results import ItemError
 from flame_reward.selfimprove import models as model_loading
 from flame_reward.selfimprove.evaluation import (
-    DEFAULT_DEV_SETS,
     compare_iterations,
     dev_figures,
 )
@@ -51,6 +50,7 @@ from flame_reward.selfimprove.instructions import (
 from flame_reward.selfimprove.models import Loader, Models
 from flame_reward.selfimprove.report import write_run_report
 from flame_reward.selfimprove.sampling import clean_instruction, normalise
+from flame_reward.selfimprove.settings import LoopSettings
 from flame_reward.selfimprove.steps import RunDir, read_jsonl, write_json, write_jsonl
 from flame_reward.selfimprove.templates import Templates, load_templates
 
@@ -59,8 +59,8 @@ Sampler = Callable[..., list[list[str]]]
 
 
 @dataclass
-class SelfTaughtConfig:
-    """The settings of a ``flame-reward self-taught`` run."""
+class SelfTaughtConfig(LoopSettings):
+    """The settings of a ``flame-reward self-taught`` run (shared ones: :class:`LoopSettings`)."""
 
     out: str
     instructions: str = "hh"
@@ -68,44 +68,23 @@ class SelfTaughtConfig:
     judge_adapter: str | None = "auto"
     generator: str | None = None
     generator_adapter: str | None = None
-    iterations: int = 1
     n_instructions: int | None = 16
     samples: int = 4
-    max_new_tokens: int = 96
     generator_temperature: float = 0.7
-    judge_temperature: float = 0.8
-    top_p: float = 0.95
     keep_per_order: int = 1
     balance: bool = True
-    dev_sets: tuple[str, ...] = DEFAULT_DEV_SETS
-    dev_limit: int | None = 40
-    templates: str | None = None
-    max_length: int = 1024
-    batch_size: int = 8
     epochs: float = 2.0
-    max_steps: int = -1
     learning_rate: float = 5e-4
     train_batch_size: int = 4
-    lora_r: int = 16
-    lora_alpha: int = 32
-    top_layers: int | None = None
-    seed: int = 0
-    threads: int | None = None
-    device: str | None = None
-    progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    positive: ClassVar[tuple[str, ...]] = (*LoopSettings.positive, "samples")
 
     def check(self) -> None:
-        for name in ("iterations", "samples", "max_new_tokens", "batch_size", "train_batch_size"):
-            if getattr(self, name) < 1:
-                raise InvalidInput(f"--{name.replace('_', '-')}", f"must be >= 1, got {getattr(self, name)}")
+        super().check()
         if self.keep_per_order < 0:
             raise InvalidInput("--keep-per-order", f"must be >= 0 (0 keeps every correct judgment), got {self.keep_per_order}")
-        if self.dev_limit is not None and self.dev_limit < 1:
-            raise InvalidInput("--dev-limit", f"must be >= 1, got {self.dev_limit}")
-        for name in ("generator_temperature", "judge_temperature"):
-            if getattr(self, name) < 0:
-                raise InvalidInput(f"--{name.replace('_', '-')}", "must be >= 0")
+        if self.generator_temperature < 0:
+            raise InvalidInput("--generator-temperature", "must be >= 0")
 
 
 # -- step 1: synthetic pairs ---------------------------------------------------------------

@@ -143,10 +143,9 @@ def cache_examples(model: Any, tokenizer: Any, items: Sequence[LabelledExample],
     return out, skipped
 
 
-def top_logits(model: Any, first_layer: int, hidden: Any, positions: Any) -> Any:
-    """Logits at ``positions`` computed from the cached input of layer ``first_layer``
-    through the top layers, the final norm and the LM head (the same modules, hence the
-    same function, as the full model's forward on an unpadded sequence)."""
+def top_hidden(model: Any, first_layer: int, hidden: Any) -> Any:
+    """The residual stream after the last decoder layer, (1, seq, d), computed from the
+    cached input of layer ``first_layer`` (an unpadded sequence, causal mask)."""
     import torch
     from transformers.masking_utils import create_causal_mask
 
@@ -158,7 +157,15 @@ def top_logits(model: Any, first_layer: int, hidden: Any, positions: Any) -> Any
     pe = body.rotary_emb(h, position_ids=pos_ids)
     for layer in body.layers[first_layer:]:
         h = layer(h, attention_mask=mask, position_ids=pos_ids, position_embeddings=pe)
-    h = body.norm(h)[0, positions.to(h.device)]
+    return h
+
+
+def top_logits(model: Any, first_layer: int, hidden: Any, positions: Any) -> Any:
+    """Logits at ``positions`` computed from the cached input of layer ``first_layer``
+    through the top layers, the final norm and the LM head (the same modules, hence the
+    same function, as the full model's forward on an unpadded sequence)."""
+    body = _layers(model)
+    h = body.norm(top_hidden(model, first_layer, hidden))[0, positions.to(model.device)]
     head = (model.get_base_model() if hasattr(model, "get_base_model") else model).lm_head
     return head(h)
 
@@ -233,6 +240,48 @@ def pair_metrics(model: Any, first_layer: int, examples: Sequence[CachedExample]
     return {"pairs": len(verdicts), "accuracy": m.accuracy, "position_consistency": m.position_consistency}
 
 
+@dataclass
+class CacheRun:
+    """A cached run's model, layer split, output folder and cached examples (train, select, dev)."""
+
+    tokenizer: Any
+    base: Any
+    n_layers: int
+    first: int
+    out: Path
+    started: float
+    fit_items: list[LabelledExample]
+    fit: list[CachedExample]
+    skipped: dict[str, int]
+    select: list[CachedExample]
+    dev: dict[str, list[CachedExample]]
+
+
+def cache_run(config: CachedConfig, train_items: Sequence[LabelledExample],
+              dev_sets: dict[str, Sequence[LabelledExample]] | None, loaded: Any) -> CacheRun:
+    """Load the model, split off the select pairs and cache (or read back) every split, for
+    the trainers that work on cached activations (this module's and ``train.probe``)."""
+    if config.top_layers < 1:
+        raise InvalidInput("top_layers", "must be at least 1")
+    loaded = prepare_run(config, train_items, loaded)
+    tokenizer, base = loaded.tokenizer, loaded.model
+    n_layers = base.config.num_hidden_layers
+    first = max(0, n_layers - config.top_layers)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    fit_items, select_items = _split_select(train_items, config.select_fraction, config.seed)
+    cache_dir = out / "cache"
+    base.eval()
+    fit, skipped = _cached(base, tokenizer, fit_items, first, config, cache_dir, "train")
+    select, _ = _cached(base, tokenizer, select_items, first, config, cache_dir, "select")
+    dev = {name: _cached(base, tokenizer, list(items), first, config, cache_dir, f"dev-{name}")[0]
+           for name, items in (dev_sets or {}).items()}
+    if not fit:
+        raise InvalidInput("max_length", f"no training example fits in {config.max_length} tokens")
+    return CacheRun(tokenizer, base, n_layers, first, out, started, list(fit_items), fit, skipped, select, dev)
+
+
 def train_cached(
     config: CachedConfig,
     train_items: Sequence[LabelledExample],
@@ -252,27 +301,10 @@ def train_cached(
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from peft.utils import get_peft_model_state_dict
 
-    if config.top_layers < 1:
-        raise InvalidInput("top_layers", "must be at least 1")
-    loaded = prepare_run(config, train_items, loaded)
-    tokenizer, base = loaded.tokenizer, loaded.model
-    n_layers = base.config.num_hidden_layers
-    first = max(0, n_layers - config.top_layers)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-
-    fit_items, select_items = _split_select(train_items, config.select_fraction, config.seed)
-    cache_dir = out / "cache"
-    base.eval()
-    fit, fit_skipped = _cached(base, tokenizer, fit_items, first, config, cache_dir, "train")
-    select, _ = _cached(base, tokenizer, select_items, first, config, cache_dir, "select")
-    dev: dict[str, list[CachedExample]] = {}
-    for name, items in (dev_sets or {}).items():
-        dev[name], _ = _cached(base, tokenizer, list(items), first, config, cache_dir, f"dev-{name}")
+    run = cache_run(config, train_items, dev_sets, loaded)
+    tokenizer, base, n_layers, first, out, started = run.tokenizer, run.base, run.n_layers, run.first, run.out, run.started
+    fit, fit_skipped, select, dev = run.fit, run.skipped, run.select, run.dev
     cache_seconds = time.time() - started
-    if not fit:
-        raise InvalidInput("max_length", f"no training example fits in {config.max_length} tokens")
 
     lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
                       target_modules=list(config.target_modules), layers_to_transform=list(range(first, n_layers)),
@@ -386,4 +418,4 @@ def train_cached(
     return report
 
 
-__all__ = ["CachedConfig", "CachedExample", "cache_examples", "pair_metrics", "top_logits", "train_cached"]
+__all__ = ["CacheRun", "CachedConfig", "CachedExample", "cache_examples", "cache_run", "pair_metrics", "top_hidden", "top_logits", "train_cached"]

@@ -32,7 +32,12 @@ def _weights(value: str | None) -> dict[str, float] | None:
 
 
 def add_command(sub: Any) -> None:
-    from flame_reward.train.recipes import CLASSIFICATION_SETS, PAIRWISE_SETS, POINTWISE_SETS, TARGET_SETS
+    from flame_reward.train.recipes import (
+        CLASSIFICATION_SETS,
+        PAIRWISE_SETS,
+        POINTWISE_SETS,
+        TARGET_SETS,
+    )
 
     p = sub.add_parser("train", help="Fine-tune a judge with LoRA (FLAMe multitask, FLAMe-RM, FLAMe-Opt-RM).",
                        description=__doc__)
@@ -63,6 +68,15 @@ def add_command(sub: Any) -> None:
     p.add_argument("--cached-top-layers", type=int, default=None, metavar="K",
                    help="train LoRA on the top K layers from cached activations (many epochs on a CPU; "
                         "see docs/training.md); --epochs counts whole passes, --batch-size examples per step")
+    p.add_argument("--method", choices=["lora", "probe"], default="lora",
+                   help="with --cached-top-layers: 'lora' trains the top K layers by gradient; 'probe' builds "
+                        "the last layer's LoRA in closed form from per-criteria probes (docs/training.md)")
+    p.add_argument("--probe-l2", type=float, default=0.1, help="probe: L2 penalty of the preference probes")
+    p.add_argument("--probe-alpha", type=float, default=8.0, help="probe: gain of the criteria gates")
+    p.add_argument("--background-sets", default="",
+                   help="probe: pairwise sets whose train prompts (other criteria) keep the rewritten neurons off")
+    p.add_argument("--background-examples", type=int, default=400,
+                   help="probe: background examples drawn (seeded) from --background-sets, split evenly")
     p.add_argument("--select-fraction", type=float, default=0.1,
                    help="cached: share of training pairs held out to choose the epoch (never the dev sets)")
     p.add_argument("--seed", type=int, default=0)
@@ -144,8 +158,11 @@ def write_model_card(out: Path, args: argparse.Namespace, argv: list[str], repor
         f"- Command: `flame-reward {' '.join(shlex.quote(a) for a in argv)}`",
         f"- Seed: {args.seed}; steps: {report['steps']}; examples: {report['examples']} "
         f"(skipped as too long: {report['skipped_too_long']}); seconds: {report['seconds']:.0f}",
-        f"- LoRA r={args.lora_r}, alpha={args.lora_alpha}, lr={args.lr}, batch={args.batch_size}x{args.grad_accum}, "
-        f"max_length={args.max_length}, top_layers={f'{args.cached_top_layers} (cached activations)' if getattr(args, 'cached_top_layers', None) else args.top_layers or 'all'}",
+        (f"- LoRA r={len(report['groups'])}, alpha={len(report['groups'])} (probe-built: the last layer's "
+         f"gate/up/down_proj), max_length={args.max_length}, activations cached above layer "
+         f"{report.get('first_adapted_layer', '?')}" if "groups" in report else
+         f"- LoRA r={args.lora_r}, alpha={args.lora_alpha}, lr={args.lr}, batch={args.batch_size}x{args.grad_accum}, "
+         f"max_length={args.max_length}, top_layers={f'{args.cached_top_layers} (cached activations)' if getattr(args, 'cached_top_layers', None) else args.top_layers or 'all'}"),
         "- Training data (train splits only; dev splits are held out by record hash):",
         *[f"  - {name}: {n} examples" for name, n in sorted(mixture_counts.items())],
         f"- Dev pairwise accuracy on {args.dev_sets} ({after.get('dev_pairs', '?')} pairs, both orders): "
@@ -153,9 +170,36 @@ def write_model_card(out: Path, args: argparse.Namespace, argv: list[str], repor
         f"position consistency before {before.get('dev_position_consistency', float('nan')):.3f}, "
         f"after {after.get('dev_position_consistency', float('nan')):.3f}",
         f"- Train loss: first {report['first_losses']}, last {report['last_losses']}",
+        f"- Method: {report.get('method', 'LoRA SFT (TRL SFTTrainer)')}",
     ]
+    for key in sorted(k for k in after if k.startswith("dev:") or k == "select"):
+        b, a = before.get(key, {}), after[key]
+        if isinstance(a, dict) and a.get("pairs"):
+            lines.append(f"  - {key}: {a['pairs']} pairs, accuracy {b.get('accuracy', float('nan')):.3f} -> "
+                         f"{a['accuracy']:.3f}, position consistency {b.get('position_consistency', float('nan')):.3f}"
+                         f" -> {a['position_consistency']:.3f}")
+    if "groups" in report:
+        lines.append(f"- Probe LoRA: criteria groups {report['groups']}; rewritten last-layer MLP neurons "
+                     f"{report['neurons']}; output scale {report['scale']} (lowest training cross-entropy); "
+                     f"detector agreement {report['detector_agreement']}; probe L2 {args.probe_l2}, "
+                     f"gate gain {args.probe_alpha}")
     card.write_text("\n".join(lines) + "\n")
     return card
+
+
+def _background(args: argparse.Namespace) -> list[Any]:
+    """``--background-sets``: seeded draws of train-split examples, split evenly over the sets."""
+    import random
+
+    from flame_reward.train.recipes import set_examples
+
+    names = _names(args.background_sets)
+    out: list[Any] = []
+    for name in names:
+        examples = set_examples(name, "pairwise", "train")
+        random.Random(args.seed).shuffle(examples)
+        out += examples[: max(1, args.background_examples // len(names))]
+    return out
 
 
 def _train_cached(args: argparse.Namespace, out: Path, items: list[Any]) -> dict[str, Any]:
@@ -163,6 +207,7 @@ def _train_cached(args: argparse.Namespace, out: Path, items: list[Any]) -> dict
     from flame_reward.data import load_pairs
     from flame_reward.train.cached import CachedConfig, train_cached
     from flame_reward.train.examples import from_pair
+    from flame_reward.train.probe import ProbeConfig, train_probe
 
     if args.recipe == "opt-rm" or args.init_adapter:
         raise InvalidInput("--cached-top-layers", "works from the base model with the multitask or rm recipe")
@@ -172,16 +217,20 @@ def _train_cached(args: argparse.Namespace, out: Path, items: list[Any]) -> dict
     for name in _names(args.dev_sets):
         records = [r for r in load_pairs(name, split="dev").records if r.label != "tie"][: args.dev_pairs]
         dev_sets[name] = [ex for r in records for ex in from_pair(r)]
-    cfg = CachedConfig(out=str(out), model=args.model, top_layers=args.cached_top_layers, max_length=args.max_length,
-                       epochs=int(args.epochs), batch_size=args.batch_size * args.grad_accum, learning_rate=args.lr,
-                       lora_r=args.lora_r, lora_alpha=args.lora_alpha, select_fraction=args.select_fraction,
-                       seed=args.seed, threads=args.threads, device=args.device)
-    report = train_cached(cfg, items, dev_sets)
+    common = dict(out=str(out), model=args.model, top_layers=args.cached_top_layers, max_length=args.max_length,
+                  epochs=int(args.epochs), batch_size=args.batch_size * args.grad_accum, learning_rate=args.lr,
+                  lora_r=args.lora_r, lora_alpha=args.lora_alpha, select_fraction=args.select_fraction,
+                  seed=args.seed, threads=args.threads, device=args.device)
+    if args.method == "probe":
+        report = train_probe(ProbeConfig(**common, l2=args.probe_l2, alpha=args.probe_alpha), items, dev_sets,
+                             background=_background(args))
+    else:
+        report = train_cached(CachedConfig(**common), items, dev_sets)
     # The SFT report's field names, so the model card and summary read the same.
     report["examples"] = len(items)
     report["skipped_too_long"] = report["skipped"].get("too_long", 0)
-    report["first_losses"] = [h["train_loss"] for h in report["history"][1:3]]
-    report["last_losses"] = [h["train_loss"] for h in report["history"][-2:]]
+    report["first_losses"] = [h.get("train_loss") for h in report["history"][1:3]]
+    report["last_losses"] = [h.get("train_loss") for h in report["history"][-2:]]
     for key in ("dev_before", "dev_after"):
         row = report[key]
         accs = [v["accuracy"] for k, v in row.items() if k.startswith("dev:") and v.get("pairs")]
@@ -198,6 +247,8 @@ def run_train(args: argparse.Namespace) -> int:
     from flame_reward.train.recipes import DataPlan, build_mixture, dev_pairs
     from flame_reward.train.sft import train
 
+    if args.method == "probe" and not args.cached_top_layers:
+        raise InvalidInput("--method", "probe works on the activation cache: add --cached-top-layers K")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plan = DataPlan(

@@ -39,6 +39,8 @@ def from_pair(record: PairRecord, both_orders: bool = True) -> Iterator[Labelled
     records = [record, record.swapped()] if both_orders else [record]
     for r in records:
         ex = {"prompt": r.prompt, "response_a": r.response_a, "response_b": r.response_b, "allow_tie": tie}
+        if r.criteria:
+            ex["criteria"] = r.criteria
         yield LabelledExample("pairwise", ex, r.label, r.dataset, record.key, {"subset": r.subset, "row": r.row})
 
 
