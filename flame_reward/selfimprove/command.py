@@ -26,6 +26,7 @@ def _common(p: argparse.ArgumentParser, source: str, source_help: str) -> None:
     p.add_argument("--iterations", type=int, default=1, help="iterations to run (default 1); raise it to continue a run")
     p.add_argument("--max-new-tokens", type=int, default=96, help="token budget of every generation (default 96)")
     p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--judge-temperature", type=float, default=0.8)
     p.add_argument("--dev-sets", type=_sets, default=("hh-helpful", "hh-harmless"),
                    help="human-labelled pairwise sets whose dev split measures the judge (default hh-helpful,hh-harmless)")
     p.add_argument("--dev-limit", type=int, default=40, help="first N dev pairs of each set (default 40)")
@@ -60,7 +61,6 @@ def add_command(sub: Any) -> None:
     p.add_argument("--n-instructions", type=int, default=16, help="instructions per iteration (default 16)")
     p.add_argument("--samples", type=int, default=4, help="judgments sampled per pair and order (default 4)")
     p.add_argument("--generator-temperature", type=float, default=0.7)
-    p.add_argument("--judge-temperature", type=float, default=0.8)
     p.add_argument("--keep-per-order", type=int, default=1,
                    help="correct judgments kept per pair and order (default 1; 0 keeps all)")
     p.add_argument("--no-balance", dest="balance", action="store_false",
@@ -80,7 +80,6 @@ def add_command(sub: Any) -> None:
     p.add_argument("--responses", type=int, default=4, help="actor responses per prompt (default 4)")
     p.add_argument("--judge-samples", type=int, default=3, help="judgments sampled per response (default 3)")
     p.add_argument("--actor-temperature", type=float, default=0.8)
-    p.add_argument("--judge-temperature", type=float, default=0.8)
     p.add_argument("--tier", type=float, default=0.25,
                    help="length control: top/bottom tier width as a fraction of the score range (default 0.25)")
     p.add_argument("--max-length-ratio", type=float, default=2.0,

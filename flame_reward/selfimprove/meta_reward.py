@@ -37,23 +37,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flame_reward.errors import InvalidInput, VerdictParseError
 from flame_reward.results import ItemError, Verdict
-from flame_reward.selfimprove import models as model_loading
 from flame_reward.selfimprove.evaluation import (
     compare_iterations,
     dev_figures,
 )
-from flame_reward.selfimprove.instructions import iteration_slice, load_instructions
-from flame_reward.selfimprove.models import Loader, Models
+from flame_reward.selfimprove.instructions import iteration_slice
+from flame_reward.selfimprove.models import Loader
 from flame_reward.selfimprove.report import write_run_report
-from flame_reward.selfimprove.settings import LoopSettings
-from flame_reward.selfimprove.steps import RunDir, read_jsonl, write_json, write_jsonl
-from flame_reward.selfimprove.templates import Templates, load_templates
+from flame_reward.selfimprove.settings import LoopSettings, start_loop
+from flame_reward.selfimprove.steps import read_jsonl, write_json, write_jsonl
+from flame_reward.selfimprove.templates import Templates
 
 SCALE = (1, 5)
 
@@ -370,19 +369,11 @@ def meta_agreement(judge: Any, sets: Sequence[str], per_set: int, templates: Tem
 def run_meta_reward(cfg: MetaRewardConfig, loader: Loader | None = None) -> dict[str, Any]:
     """Run (or resume) ``cfg.iterations`` iterations under ``cfg.out``; returns the run report."""
     from flame_reward.encoding import prompt_string
-    from flame_reward.models.loading import resolve_adapter
     from flame_reward.selfimprove.dpo import DPOTrainConfig, train_dpo
 
-    cfg.check()
-    templates = load_templates(cfg.templates)
-    pool = load_instructions(cfg.prompts)
-    start_adapter = resolve_adapter(cfg.model, cfg.adapter)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "extra", "adapter")}
-    settings.update(start_adapter=start_adapter, templates_sha256=templates.digest(), prompts_in_pool=len(pool.items))
-    run = RunDir(cfg.out, "meta-reward", settings,
-                 free=("iterations", "threads", "batch_size", "progress", "device"), echo=cfg.progress)
-    models = Models(loader or model_loading.default_loader(cfg.device), threads=cfg.threads, batch_size=cfg.batch_size,
-                    max_length=cfg.max_length, progress=cfg.progress)
+    start = start_loop(cfg, "meta-reward", out=cfg.out, source=cfg.prompts, pool_key="prompts_in_pool", model=cfg.model,
+                       adapter=cfg.adapter, adapter_field="adapter", loader=loader)
+    templates, pool, start_adapter, run, models = start.templates, start.pool, start.start_adapter, start.run, start.models
     rows: list[dict[str, Any]] = []
 
     def evaluate(adapter: str | None, seed: int, d: Path) -> dict[str, Any]:

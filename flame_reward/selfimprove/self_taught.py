@@ -31,13 +31,12 @@ import random
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from flame_reward.errors import InvalidInput, VerdictParseError
 from flame_reward.results import ItemError
-from flame_reward.selfimprove import models as model_loading
 from flame_reward.selfimprove.evaluation import (
     compare_iterations,
     dev_figures,
@@ -45,14 +44,13 @@ from flame_reward.selfimprove.evaluation import (
 from flame_reward.selfimprove.instructions import (
     Instruction,
     iteration_slice,
-    load_instructions,
 )
-from flame_reward.selfimprove.models import Loader, Models
+from flame_reward.selfimprove.models import Loader
 from flame_reward.selfimprove.report import write_run_report
 from flame_reward.selfimprove.sampling import clean_instruction, normalise
-from flame_reward.selfimprove.settings import LoopSettings
-from flame_reward.selfimprove.steps import RunDir, read_jsonl, write_json, write_jsonl
-from flame_reward.selfimprove.templates import Templates, load_templates
+from flame_reward.selfimprove.settings import LoopSettings, start_loop
+from flame_reward.selfimprove.steps import read_jsonl, write_json, write_jsonl
+from flame_reward.selfimprove.templates import Templates
 
 #: ``sampler(texts, num_samples=1, seed=0, desc=...)`` -> one list of replies per text.
 Sampler = Callable[..., list[list[str]]]
@@ -250,20 +248,11 @@ def _counts(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def run_self_taught(cfg: SelfTaughtConfig, loader: Loader | None = None) -> dict[str, Any]:
     """Run (or resume) ``cfg.iterations`` iterations under ``cfg.out``; returns the run report."""
-    from flame_reward.models.loading import resolve_adapter
     from flame_reward.train.sft import TrainConfig, train
 
-    cfg.check()
-    templates = load_templates(cfg.templates)
-    pool = load_instructions(cfg.instructions)
-    start_adapter = resolve_adapter(cfg.judge, cfg.judge_adapter)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "extra", "judge_adapter")}
-    settings.update(start_adapter=start_adapter, templates_sha256=templates.digest(),
-                    instructions_in_pool=len(pool.items))
-    run = RunDir(cfg.out, "self-taught", settings,
-                 free=("iterations", "threads", "batch_size", "progress", "device"), echo=cfg.progress)
-    models = Models(loader or model_loading.default_loader(cfg.device), threads=cfg.threads, batch_size=cfg.batch_size,
-                    max_length=cfg.max_length, progress=cfg.progress)
+    start = start_loop(cfg, "self-taught", out=cfg.out, source=cfg.instructions, pool_key="instructions_in_pool", model=cfg.judge,
+                       adapter=cfg.judge_adapter, adapter_field="judge_adapter", loader=loader)
+    templates, pool, start_adapter, run, models = start.templates, start.pool, start.start_adapter, start.run, start.models
     rows: list[dict[str, Any]] = []
 
     def evaluate(adapter: str | None) -> dict[str, Any]:

@@ -50,6 +50,44 @@ class LoopSettings:
             raise InvalidInput("--judge-temperature", "must be >= 0")
 
 
+@dataclass
+class LoopStart:
+    """What a loop opens before its first iteration (see :func:`start_loop`)."""
+
+    templates: Any
+    pool: Any
+    start_adapter: str | None
+    run: Any
+    models: Any
+
+
+def start_loop(cfg: LoopSettings, kind: str, *, out: str, source: str, pool_key: str, model: str | None, adapter: str | None,
+               adapter_field: str, loader: Any = None) -> LoopStart:
+    """Check ``cfg``, load the templates and the instruction pool, resolve the starting
+    adapter and open the resumable run directory (its fingerprint: every setting but ``out``,
+    ``extra`` and the adapter field, plus the resolved adapter, templates digest and pool size
+    under ``pool_key``) and the model cache both loops share."""
+    from dataclasses import asdict
+
+    from flame_reward.models.loading import resolve_adapter
+    from flame_reward.selfimprove import models as model_loading
+    from flame_reward.selfimprove.instructions import load_instructions
+    from flame_reward.selfimprove.steps import RunDir
+    from flame_reward.selfimprove.templates import load_templates
+
+    cfg.check()
+    templates = load_templates(cfg.templates)
+    pool = load_instructions(source)
+    start_adapter = resolve_adapter(model, adapter)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "extra", adapter_field)}
+    settings.update({"start_adapter": start_adapter, "templates_sha256": templates.digest(), pool_key: len(pool.items)})
+    run = RunDir(cfg.out, kind, settings,
+                 free=("iterations", "threads", "batch_size", "progress", "device"), echo=cfg.progress)
+    models = model_loading.Models(loader or model_loading.default_loader(cfg.device), threads=cfg.threads,
+                                  batch_size=cfg.batch_size, max_length=cfg.max_length, progress=cfg.progress)
+    return LoopStart(templates, pool, start_adapter, run, models)
+
+
 def shared_settings(args: Any) -> dict[str, Any]:
     """The :class:`LoopSettings` fields from parsed CLI arguments (same flag names)."""
     return {
@@ -61,4 +99,4 @@ def shared_settings(args: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["LoopSettings", "shared_settings"]
+__all__ = ["LoopSettings", "LoopStart", "shared_settings", "start_loop"]
