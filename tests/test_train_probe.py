@@ -178,3 +178,12 @@ def test_background_prompts_keep_the_neurons_off(tokenizer):
         zero = head.logit_diff(x, rp, fit["neurons"], fit["gates"], [u * 0 for u in fit["ups"]], fit["scale"])
     effect = (on - zero).abs()
     assert effect[n:].mean() < 0.05 * effect[:n].mean()  # off for the background, on for the groups
+
+
+def test_background_under_a_training_criteria_is_refused_before_caching(tmp_path, tokenizer):
+    cfg = ProbeConfig(out=str(tmp_path / "run"), top_layers=1, max_length=256)
+    with pytest.raises(InvalidInput) as err:
+        train_probe(cfg, items(records(8)), background=items(records(2, start=50)),
+                    loaded=loaded_with_massive_coordinate(tokenizer))
+    assert err.value.field == "background"
+    assert not (tmp_path / "run" / "cache").exists()

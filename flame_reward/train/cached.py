@@ -282,6 +282,15 @@ def cache_run(config: CachedConfig, train_items: Sequence[LabelledExample],
     return CacheRun(tokenizer, base, n_layers, first, out, started, list(fit_items), fit, skipped, select, dev)
 
 
+def save_adapter(model: Any, path: Path) -> Path:
+    """``model.save_pretrained(path)`` for a PEFT model, also over a GGUF-loaded base (whose
+    ``quantization_config`` save_pretrained refuses); returns ``path``."""
+    if getattr(model.get_base_model().config, "quantization_config", None) is not None:
+        del model.get_base_model().config.quantization_config
+    model.save_pretrained(str(path))
+    return path
+
+
 def train_cached(
     config: CachedConfig,
     train_items: Sequence[LabelledExample],
@@ -391,11 +400,7 @@ def train_cached(
 
     if best and best["lora"] is not None:
         set_peft_model_state_dict(model, best["lora"])
-    adapter_dir = out / "adapter"
-    # A GGUF-loaded base carries a quantization_config that save_pretrained refuses.
-    if getattr(model.get_base_model().config, "quantization_config", None) is not None:
-        del model.get_base_model().config.quantization_config
-    model.save_pretrained(str(adapter_dir))
+    adapter_dir = save_adapter(model, out / "adapter")
     chosen = next((h for h in history if h["epoch"] == (best or {}).get("epoch", 0)), history[0])
     report = {
         "method": "cached top-layer LoRA",
@@ -418,4 +423,4 @@ def train_cached(
     return report
 
 
-__all__ = ["CacheRun", "CachedConfig", "CachedExample", "cache_examples", "cache_run", "pair_metrics", "top_hidden", "top_logits", "train_cached"]
+__all__ = ["CacheRun", "CachedConfig", "CachedExample", "cache_examples", "cache_run", "pair_metrics", "save_adapter", "top_hidden", "top_logits", "train_cached"]

@@ -54,6 +54,7 @@ from flame_reward.train.cached import (
     _layers,
     cache_run,
     pair_metrics,
+    save_adapter,
     top_hidden,
 )
 from flame_reward.train.examples import LabelledExample
@@ -247,12 +248,13 @@ def train_probe(config: ProbeConfig, train_items: Sequence[LabelledExample],
     measured through the PEFT model itself)."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
+    # Refused before any caching: background prompts must be under criteria no group is fitted on.
+    clash = {_group(it) for it in background} & {_group(it) for it in train_items}
+    if clash:
+        raise InvalidInput("background", f"background examples share the criteria of training groups: {sorted(clash)}")
     run = cache_run(config, train_items, dev_sets, loaded)
     tokenizer, base, n_layers, first, started = run.tokenizer, run.base, run.n_layers, run.first, run.started
     fit_items, fit_ex, skipped, select, dev, out = run.fit_items, run.fit, run.skipped, run.select, run.dev, run.out
-    clash = {_group(it) for it in background} & {_group(it) for it in fit_items}
-    if clash:
-        raise InvalidInput("background", f"background examples share the criteria of training groups: {sorted(clash)}")
     bg_ex = _cached(base, tokenizer, list(background), first, config, out / "cache", "background")[0] if background else []
     # _cached keeps the order of the items it did not skip; map each cached example to its group.
     group_of = {(it.key, it.label): _group(it) for it in fit_items}
@@ -281,10 +283,7 @@ def train_probe(config: ProbeConfig, train_items: Sequence[LabelledExample],
         raise RuntimeError(f"probe LoRA keys not in the model: {result.unexpected_keys[:3]}")
     model.eval()
     after = measure(model)
-    adapter_dir = out / "adapter"
-    if getattr(model.get_base_model().config, "quantization_config", None) is not None:
-        del model.get_base_model().config.quantization_config
-    model.save_pretrained(str(adapter_dir))
+    adapter_dir = save_adapter(model, out / "adapter")
     report = {
         "method": "probe-built LoRA (last-layer MLP neurons gated by criteria)",
         "config": asdict(config),
