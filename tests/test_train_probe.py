@@ -149,6 +149,11 @@ def test_cli_refuses_probe_without_the_cache(tmp_path, capsys):
     code = main(["train", "--out", str(tmp_path / "r"), "--method", "probe", "--pairwise-sets", "llmbar"])
     assert code != 0
     assert "--method" in capsys.readouterr().err
+    code = main(["train", "--out", str(tmp_path / "r"), "--background-sets", "pandalm", "--pairwise-sets", "llmbar"])
+    assert code != 0 and "--background-sets" in capsys.readouterr().err
+    code = main(["train", "--out", str(tmp_path / "r"), "--method", "probe", "--cached-top-layers", "2",
+                 "--background-examples", "0", "--pairwise-sets", "llmbar"])
+    assert code != 0 and "--background-examples" in capsys.readouterr().err
 
 
 def test_background_prompts_keep_the_neurons_off(tokenizer):

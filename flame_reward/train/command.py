@@ -249,6 +249,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.method == "probe" and not args.cached_top_layers:
         raise InvalidInput("--method", "probe works on the activation cache: add --cached-top-layers K")
+    if _names(args.background_sets) and args.method != "probe":
+        raise InvalidInput("--background-sets", "only --method probe uses background examples")
+    if args.background_examples < 1:
+        raise InvalidInput("--background-examples", f"must be >= 1, got {args.background_examples}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plan = DataPlan(
