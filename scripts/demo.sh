@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec flame-reward demo --n 200 "$@"
+exec "${FLAME_REWARD_VENV:-.venv}/bin/flame-reward" demo --n 200 "$@"

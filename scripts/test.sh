@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec python -m pytest -q -p no:cacheprovider "$@"
+exec "${FLAME_REWARD_VENV:-.venv}/bin/python" -m pytest -q -p no:cacheprovider "$@"
