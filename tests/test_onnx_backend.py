@@ -247,4 +247,6 @@ def test_embedded_default_onnx_parity(tmp_path):
     onnx = Autorater.from_pretrained(str(out), backend="onnx", max_length=1024, batch_size=4)
     assert _max_diff(ref.compare_batch(pairs), onnx.compare_batch(pairs)) < 1e-3
     int8 = Autorater.from_pretrained(str(out), backend="onnx", quantize="int8", max_length=1024, batch_size=4)
-    assert _max_diff(ref.compare_batch(pairs), int8.compare_batch(pairs)) < 0.5  # see docs/speed.md for the figures
+    # Measured here on these 6 pairs: max |dP| 0.089 (fp32 graph: 2.2e-6); the margin covers
+    # int8 kernels that differ between CPUs. docs/speed.md has the fidelity figures.
+    assert _max_diff(ref.compare_batch(pairs), int8.compare_batch(pairs)) < 0.089 + 0.06
