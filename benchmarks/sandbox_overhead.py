@@ -6,7 +6,9 @@ Three kinds of job, each run ``--n`` times: an empty program (pure start-up and 
 cost), HumanEval/0's hidden test on its canonical solution (what final scoring runs per
 candidate; each copy differs by a comment, as the harness runs identical programs once) and the prompt's docstring examples as asserts (what the ranking signals run).
 Each kind is run one job at a time (``workers=1``: latency) and ``--workers`` at a time
-(throughput). Figures depend on the machine and its load: say where they ran.
+(throughput). Reported: wall milliseconds per job, and CPU milliseconds per job of all
+sandbox processes (user + system, from ``RUSAGE_CHILDREN``), the steadier figure on a
+shared machine. Figures depend on the machine and its load: say where they ran.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
 
 from flame_reward.humaneval.examples import problem_example_asserts
@@ -23,10 +26,16 @@ from flame_reward.humaneval.problems import load_problems
 from flame_reward.humaneval.sandbox import Job, assert_job, host_protections, run_many
 
 
-def _timed(run, n: int) -> float:
-    started = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(run, n: int) -> tuple[float, float]:
+    """(wall ms, CPU ms) per job."""
+    cpu, started = _children_cpu(), time.perf_counter()
     run()
-    return 1000 * (time.perf_counter() - started) / n
+    return 1000 * (time.perf_counter() - started) / n, 1000 * (_children_cpu() - cpu) / n
 
 
 def main() -> int:
@@ -53,9 +62,10 @@ def main() -> int:
     rows = []
     for name, run in kinds.items():
         for workers in (1, args.workers):
-            ms = _timed(lambda: run(workers), args.n)
-            rows.append({"kind": name, "workers": workers, "ms_per_job": round(ms, 1)})
-            print(f"{name:>32}  workers={workers}  {ms:7.1f} ms/job", flush=True)
+            wall, cpu = _timed(lambda: run(workers), args.n)
+            rows.append({"kind": name, "workers": workers, "wall_ms_per_job": round(wall, 1),
+                         "cpu_ms_per_job": round(cpu, 1)})
+            print(f"{name:>32}  workers={workers}  wall {wall:7.1f} ms/job  cpu {cpu:6.1f} ms/job", flush=True)
     result = {"rows": rows, "n": args.n, "cpus": os.cpu_count(), "load": os.getloadavg(),
               "python": platform.python_version(), "protections": host_protections()}
     if args.out:

@@ -114,6 +114,7 @@ def test_single_huge_string_does_not_blow_memory():
     assert len(result.stdout_tail) <= 100
 
 
+@pytest.mark.skipif(not PROTECTIONS["no_new_processes"], reason="no seccomp filter: a real fork bomb")
 def test_python_fork_bomb_is_stopped():
     result = run_program("import posix\nwhile True:\n    posix.fork()", timeout=3.0)
     assert result.status == "failed"
@@ -453,6 +454,30 @@ def test_without_namespaces_only_the_tester_decides(monkeypatch):
     monkeypatch.setattr(sandbox, "_host", lambda: replace(real, prefix=()))
     assert not sandbox.host_protections()["pid_namespace"]
     assert _verdicts() == ["passed", "failed", "failed"]
+
+
+@ROOT
+@pytest.mark.skipif(not PROTECTIONS["no_new_processes"], reason="no seccomp filter on this host")
+def test_without_namespaces_a_candidate_signals_only_itself(monkeypatch):
+    # Where there is no PID namespace, the filter still keeps signals from leaving the
+    # candidate. The probe of everyone uses signal 0, so a failure here harms nobody.
+    real = sandbox._host()
+    monkeypatch.setattr(sandbox, "_host", lambda: replace(real, prefix=()))
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        code = (
+            "import ctypes, os\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            f"print(libc.kill({victim.pid}, 15), ctypes.get_errno(), libc.kill(-1, 0), ctypes.get_errno(),\n"
+            "      libc.kill(os.getpid(), 0))\n"
+        )
+        result = run_program(code)
+        assert result.status == "passed"
+        assert result.stdout_tail.split() == ["-1", "1", "-1", "1", "0"]  # EPERM, EPERM, self allowed
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 @ISOLATED

@@ -373,6 +373,12 @@ ATTACKS = {
 }
 
 
+# Attacks that would hit the host itself where the namespaces or the system call filter
+# are missing (kill(-1) as root kills every process on the machine): never run there.
+CONTAINED_ONLY = {"kill(-1) from the candidate", "fork bomb", "ctypes fork bomb", "spawn", "thread bomb"}
+CONTAINED = PROTECTIONS["pid_namespace"] and PROTECTIONS["no_new_processes"]
+
+
 def test_controls_an_honest_right_answer_passes_and_a_wrong_one_fails():
     assert _run(PROBLEM.canonical_solution).status == "passed"
     wrong = _run(WRONG)
@@ -381,6 +387,8 @@ def test_controls_an_honest_right_answer_passes_and_a_wrong_one_fails():
 
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_attack_is_not_passed(name):
+    if name in CONTAINED_ONLY and not CONTAINED:
+        pytest.skip("needs a PID namespace and the system call filter on this host")
     completion, expected, *timeout = ATTACKS[name]
     result = _run(completion, timeout=timeout[0] if timeout else 3.0)
     assert result.status == expected, (result.status, result.detail, result.stdout_tail[-500:])
@@ -396,7 +404,8 @@ def test_attack_is_not_passed(name):
 
 
 def test_the_harness_scores_every_attack_as_failed():
-    completions = [attack[0] for attack in ATTACKS.values() if len(attack) == 2 and "sleep" not in attack[0]]
+    completions = [attack[0] for name, attack in ATTACKS.items() if len(attack) == 2 and "sleep" not in attack[0]
+                   and (CONTAINED or name not in CONTAINED_ONLY)]
     passed = evaluate_candidates(PROBLEM, [PROBLEM.canonical_solution, *completions], timeout=3.0, workers=2)
     assert passed == [True] + [False] * len(completions)
 
@@ -407,7 +416,9 @@ def test_candidate_cannot_kill_a_host_process():
     try:
         result = _run(KILL_HOST_PROCESS.replace("VICTIM", str(victim.pid)))
         assert result.status == "failed"
-        assert result.stdout_tail.split() == ["kill", "-1", "3"]  # ESRCH: not in its PID namespace
+        # EPERM from the filter (signals reach only the caller); the PID namespace below
+        # it would answer ESRCH: the victim is not in it.
+        assert result.stdout_tail.split() == ["kill", "-1", "1"]
         assert victim.poll() is None
     finally:
         victim.kill()

@@ -22,6 +22,7 @@ their reports. docs/humaneval.md ("Threat model") lists what this covers and wha
 from __future__ import annotations
 
 import ast
+import logging
 import marshal
 import os
 import selectors
@@ -42,6 +43,8 @@ from flame_reward.errors import InvalidInput
 from flame_reward.humaneval import sandbox_child
 
 Status = Literal["passed", "failed", "timeout", "error"]
+
+log = logging.getLogger(__name__)
 
 REVISION = "4"
 """Changes when sandbox behaviour changes in a way that can alter results (cache keys use it)."""
@@ -355,6 +358,8 @@ def run_job(job: Job, limits: Limits = DEFAULT_LIMITS) -> RunResult:
     if job.timeout <= 0 or job.assert_timeout <= 0:
         raise InvalidInput("timeout", "timeouts must be positive")
     host = _host()
+    if not host.isolated:
+        _warn_unisolated()
     workdir = tempfile.mkdtemp(prefix="flame-sandbox-")
     read_fd, write_fd = os.pipe()
     write_open = True
@@ -389,6 +394,7 @@ def run_job(job: Job, limits: Limits = DEFAULT_LIMITS) -> RunResult:
             "candidate_uid": sandbox_child.CANDIDATE_UID if _may_change_users(host) else None,
             "tester_uid": sandbox_child.TESTER_UID if _may_change_users(host) else None,
             "sys_path": list(_site_paths()) if limits.site_packages else [],
+            "preload": list(_preload(job.prelude)),
         }
         test = {
             "prelude": job.prelude,
@@ -447,6 +453,37 @@ def run_job(job: Job, limits: Limits = DEFAULT_LIMITS) -> RunResult:
     if stdout.total > limits.output_bytes or stderr.total > limits.output_bytes:
         detail = (detail + "; " if detail else "") + "output limit reached, stream closed"
     return RunResult(status, returncode, stdout.text(), stderr.text(), duration, asserts, detail)
+
+
+_PRELOADABLE = frozenset({
+    "bisect", "collections", "copy", "decimal", "fractions", "functools", "heapq", "itertools", "math",
+    "operator", "random", "re", "statistics", "string", "typing",
+})
+"""Standard modules without side effects that a prelude's imports may load before the fork."""
+
+
+@lru_cache(maxsize=256)
+def _preload(prelude: str) -> tuple[str, ...]:
+    # Only the trusted prelude names what the supervisor imports; never the candidate.
+    try:
+        tree = ast.parse(prelude)
+    except SyntaxError:
+        return ()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return tuple(sorted(names & _PRELOADABLE))
+
+
+@lru_cache(maxsize=1)
+def _warn_unisolated() -> None:
+    log.warning(
+        "sandbox: unshare is not permitted here; candidates run in the host's namespaces "
+        "(host files visible, no disk cap). Do not score untrusted code on this host."
+    )
 
 
 def _may_change_users(host: _Host) -> bool:
