@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from types import CodeType
@@ -123,7 +123,7 @@ class Job:
     assert_timeout: float = 1.0
     test: str | None = None
     prelude: str = ""
-    entry_points: tuple[str, ...] = field(default=())
+    entry_points: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,12 @@ class _Host:
     """Command that starts the supervisor in new namespaces (empty: none permitted)."""
     user_namespace: bool
     binds: tuple[str, ...]
+    """Real paths of the runtime's directories, bound read-only at the same place."""
+    aliases: tuple[tuple[str, str], ...]
+    """(path as the interpreter names it, its real path) where the two differ."""
     devices: tuple[str, ...]
     links: tuple[tuple[str, str], ...]
+    """The host's top-level symlinks (``/lib`` -> ``usr/lib``), recreated in the root."""
     seccomp: bool
 
     @property
@@ -224,8 +228,9 @@ print(repr({"path": [p for p in sys.path if os.path.isdir(p)], "libs": sorted(li
 def _host() -> _Host:
     prefix, user_ns = _namespace_prefix()
     binds: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
     if prefix:
-        binds = _runtime_dirs()
+        binds, aliases = _runtime_dirs()
         if not binds:
             prefix, user_ns = (), False
     devices = tuple(d for d in ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random") if os.path.exists(d))
@@ -234,7 +239,7 @@ def _host() -> _Host:
         for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
         if os.path.islink(f"/{name}")
     )
-    return _Host(prefix, user_ns, binds, devices, links, _seccomp_available())
+    return _Host(prefix, user_ns, binds, aliases, devices, links, _seccomp_available())
 
 
 def _namespace_prefix() -> tuple[tuple[str, ...], bool]:
@@ -254,23 +259,23 @@ def _namespace_prefix() -> tuple[tuple[str, ...], bool]:
     return (), False
 
 
-def _runtime_dirs() -> tuple[str, ...]:
-    """Directories to bind into the sandbox root: fewest, none inside another."""
+def _runtime_dirs() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Directories to bind into the sandbox root (fewest, none inside another) and aliases."""
     try:
         probe = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", _RUNTIME_PROBE],
                                stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=True)
         found = ast.literal_eval(probe.stdout.decode())
     except (OSError, subprocess.SubprocessError, ValueError, SyntaxError):
-        return ()
-    return _outermost([*found["path"], *found["libs"]])
+        return (), ()
+    paths = [*found["path"], *found["libs"]]
+    aliases = tuple(sorted({(os.path.abspath(p), os.path.realpath(p)) for p in paths
+                            if os.path.abspath(p) != os.path.realpath(p)}))
+    return _outermost(paths), aliases
 
 
 def _outermost(paths: Sequence[str]) -> tuple[str, ...]:
-    """Real paths (and the paths as named, where they differ), none inside another."""
-    wanted = set()
-    for path in paths:
-        wanted.add(os.path.realpath(path))
-        wanted.add(os.path.abspath(path))  # where the interpreter looks for it
+    """Real paths, none inside another."""
+    wanted = {os.path.realpath(path) for path in paths}
     chosen: list[str] = []
     for path in sorted(wanted, key=len):
         if not any(path == c or path.startswith(c.rstrip("/") + "/") for c in chosen):
@@ -391,6 +396,7 @@ def run_job(job: Job, limits: Limits = DEFAULT_LIMITS) -> RunResult:
             "binds": list(_outermost([*host.binds, *_site_paths()]) if limits.site_packages else host.binds),
             "devices": list(host.devices),
             "links": [list(link) for link in host.links],
+            "aliases": [list(alias) for alias in host.aliases],
             "candidate_uid": sandbox_child.CANDIDATE_UID if _may_change_users(host) else None,
             "tester_uid": sandbox_child.TESTER_UID if _may_change_users(host) else None,
             "sys_path": list(_site_paths()) if limits.site_packages else [],

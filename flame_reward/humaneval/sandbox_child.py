@@ -429,18 +429,22 @@ def _build_root(job: dict, libc: _Libc) -> None:
     """Make a tmpfs holding only read-only binds of the Python runtime the new root."""
     root = job["root_dir"]
     libc.mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
+    for name, target in job["links"]:  # first, so that the binds below create no /lib of their own
+        os.symlink(target, root + name)
     for path in job["binds"]:
         target = root + path
         os.makedirs(target, 0o755, exist_ok=True)
         libc.mount(path, target, None, _MS_BIND)
         libc.mount(None, target, None, _readonly_bind_flags(path))
+    for alias, real in job["aliases"]:
+        if not os.path.lexists(root + alias):  # absolute: resolved inside the new root
+            os.makedirs(os.path.dirname(root + alias), 0o755, exist_ok=True)
+            os.symlink(real, root + alias)
     os.mkdir(root + "/dev", 0o755)
     for device in job["devices"]:
         target = root + device
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o666))
         libc.mount(device, target, None, _MS_BIND)
-    for name, target in job["links"]:
-        os.symlink(target, root + name)
     os.mkdir(root + "/tmp", 0o1777)
     libc.mount("tmpfs", root + "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV,
                "size=%d,nr_inodes=%d,mode=1777" % (job["disk_bytes"], job["disk_inodes"]))
