@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -403,6 +404,7 @@ def test_bad_arguments_are_rejected():
 @ISOLATED
 def test_a_dead_harness_takes_its_sandboxes_with_it():
     before = sandbox_processes()
+    dirs_before = set(Path(tempfile.gettempdir()).glob("flame-sandbox-*"))
     harness = subprocess.Popen(
         [sys.executable, "-c", "from flame_reward.humaneval.sandbox import run_program\n"
                                "run_program('import time\\ntime.sleep(60)', timeout=60)"],
@@ -425,6 +427,9 @@ def test_a_dead_harness_takes_its_sandboxes_with_it():
         if harness.poll() is None:
             harness.kill()
             harness.wait()
+        # A killed harness cannot remove its work directory; this test made it, so it does.
+        for left in set(Path(tempfile.gettempdir()).glob("flame-sandbox-*")) - dirs_before:
+            shutil.rmtree(left, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------
