@@ -180,11 +180,11 @@ class _RowRun:
                 batch = []
         self._judge_batch(batch)
         if expect is not None:
-            raise DataError(f"--resume: {self.args.output} holds a row for input line {expect[0]}, "
-                            f"which the input {source.name} does not have; was the input changed?")
+            raise DataError(f"--resume: {self.args.output!r} holds a row for input line {expect[0]}, "
+                            f"which the input {source.name!r} does not have; was the input changed?")
 
     def _mismatch(self, line: int, expected: int) -> str:
-        where = self.args.output
+        where = repr(self.args.output)
         if line < expected:
             return f"--resume: {where} has no row for input line {line}, which comes before rows it holds; cannot resume in order"
         if line > expected:

@@ -55,6 +55,9 @@ _OTHER_FORMATS = ((b"BZh", "bzip2-compressed"), (b"\xfd7zXZ\x00", "xz-compressed
                   (b"\x28\xb5\x2f\xfd", "zstd-compressed"), (b"PK\x03\x04", "a zip archive"),
                   (b"7z\xbc\xaf\x27\x1c", "a 7z archive"), (b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF"))
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: Deepest nesting a row may have: deeper values cannot be written back (or judged) reliably
+#: within Python's recursion limit, so they are error rows kept as text.
+MAX_DEPTH = 256
 
 
 # --- rows ------------------------------------------------------------------------------
@@ -176,6 +179,17 @@ def _lone_surrogate(value: Any) -> str | None:
     return None
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def _has_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -190,6 +204,8 @@ def _check(decoder: _Decoder, value: Any, text: str) -> str | None:
         return f"expected a JSON object, got {_json_type(value)}"
     if decoder.problems:
         return decoder.problems[0]
+    if text.count("[") + text.count("{") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        return f"nested deeper than {MAX_DEPTH} levels"
     if _SURROGATE_ESCAPE.search(text):  # only \\uD8xx-\\uDFxx escapes can make a surrogate
         where = _lone_surrogate(value)
         if where:
@@ -548,7 +564,10 @@ def read_rows(path: str) -> Iterator[InputRow]:
 
 def count_rows(path: str) -> int | None:
     """How many rows a JSONL input holds (non-blank lines), for a progress bar; None if unknown."""
-    if path == "-":
+    try:
+        if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
+            return None  # a pipe can be read once only, and that read is the run's
+    except OSError:
         return None
     with open_rows(path) as source:
         if source.kind != "jsonl":
@@ -621,6 +640,12 @@ class RowWriter:
                 self._fh.seek(keep)
             else:
                 self._fh = open(path, "wb")  # noqa: SIM115
+            if stat.S_ISREG(os.fstat(self._fh.fileno()).st_mode):
+                # One byte written and taken back: a full disk or a quota shows now, not after the model loads.
+                self._fh.write(b"\n")
+                self._fh.flush()
+                self._fh.truncate(keep or 0)
+                self._fh.seek(keep or 0)
         except FileNotFoundError as exc:
             parent = os.path.dirname(os.path.abspath(path))
             why = f"directory {parent!r} does not exist" if not os.path.isdir(parent) else exc.strerror
@@ -645,12 +670,12 @@ class RowWriter:
                     sys.stdout.flush()
                 self._fh.write(data)
                 self._fh.flush()
+                self.rows += len(rows)
             except OSError as exc:
                 if self._stdout and isinstance(exc, BrokenPipeError):
                     _silence_stdout()
-                    raise DataError(f"cannot write {self.name}: the reader closed the pipe after {self.rows} rows") from None
-                raise DataError(f"cannot write {self.name} after {self.rows} rows: {exc.strerror or exc}") from None
-        self.rows += len(rows)
+                    raise DataError(f"cannot write {self.name!r}: the reader closed the pipe after {self.rows} rows") from None
+                raise DataError(f"cannot write {self.name!r} after {self.rows} rows: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         if self._stdout:

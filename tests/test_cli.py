@@ -245,6 +245,30 @@ def test_resume_repairs_a_torn_tail_and_appends_the_rest_in_order(tmp_path, tiny
     assert part.read_bytes() == whole.read_bytes() and len(tiny_loads) == loads
 
 
+def test_rows_at_every_nesting_depth_are_judged_or_kept_never_a_traceback(tmp_path, tiny_loads):
+    # Near Python's recursion limit a row parses but cannot be written back: such rows must be error rows.
+    deep = [{**PAIR[0], "x": json.loads("[" * d + "]" * d)} if d < 200 else
+            b'{"prompt": "p", "response_a": "a", "response_b": "b", "x": ' + b"[" * d + b"]" * d + b"}"
+            for d in [1, 100, 199, 255, *range(300, 1000, 25), 5000]]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_lines(*deep))
+    out = tmp_path / "out.jsonl"
+    assert main(["compare", str(src), "-o", str(out), "-q", "--batch-size", "8"]) == 0
+    rows = _read(out)
+    assert [r["_line"] for r in rows] == list(range(1, len(deep) + 1))
+    assert all("flame_reward" in r for r in rows[:4]) and all("nested" in r["error"] for r in rows[4:])
+
+
+def test_a_full_device_is_one_line_not_a_traceback(tmp_path, tiny_loads, capsys):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_lines(PAIR[0]))
+    assert main(["compare", str(src), "-o", "/dev/full", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0]
+
+
 def test_stdin_json_array_to_stdout(tmp_path, tiny_loads, monkeypatch, capsys):
     data = json.dumps([PAIR[0], 7, PAIR[1]]).encode()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))

@@ -49,6 +49,7 @@ BAD_LINES = [
     ("lone surrogate", b'{"prompt": "x\\ud800y"}'),
     ("out of range", b'{"prompt": "p", "n": 1e999}'),
     ("nested too deeply", b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    ("nested deeper than 256", b'{"a": ' + b"[" * 300 + b"]" * 300 + b"}"),
     ("4300 digits", b'{"n": ' + b"9" * 5000 + b"}"),
     ("invalid JSON", b"\x1b[31m\x07\x08 not json"),
     ("invalid JSON", b"\x00\x00\x01\x02 a NUL line among readable rows"),
@@ -295,3 +296,14 @@ def test_damaged_gzip_never_raises_anything_but_data_error(tmp_path):
         except DataError:
             continue
         assert rows and (rows[-1].data is None or [r.data for r in rows] == [{"i": i} for i in range(200)])
+
+
+def test_count_rows_counts_a_file_and_leaves_a_pipe_alone(tmp_path):
+    path = _write(tmp_path / "in.jsonl", b'{"a": 1}\n\n  \n{"b": 2}\n{"c": 3}')
+    assert count_rows(path) == len(list(read_rows(path))) == 3
+    read_end, write_end = os.pipe()
+    os.write(write_end, b'{"a": 1}\n')
+    os.close(write_end)
+    assert count_rows(f"/proc/self/fd/{read_end}") is None
+    assert os.read(read_end, 100) == b'{"a": 1}\n'  # still there for the run itself
+    os.close(read_end)
