@@ -132,6 +132,9 @@ def _run_rows(args: argparse.Namespace, task: str, defaults: dict[str, Any]) -> 
         if row_io.same_file(args.input, args.output):
             raise DataError(f"output {args.output!r} is the input file; writing it would destroy the input")
         written = row_io.read_written(args.output) if args.resume else row_io.Written()
+        if written.tasks - {task_type.name}:
+            raise DataError(f"--resume: {args.output!r} holds verdicts of task {sorted(written.tasks)[0]!r}, "
+                            f"not {task_type.name!r}")
         total = None if args.quiet else row_io.count_rows(args.input)
         with row_io.RowWriter(args.output, keep=written.keep) as out:
             run = _RowRun(args, task_type, defaults, mapping, out, written, total)

@@ -726,6 +726,7 @@ class Written:
     errors: int = 0
     keep: int = 0
     torn: bool = False
+    tasks: frozenset[str] = frozenset()
 
 
 def read_written(path: str) -> Written:
@@ -746,6 +747,7 @@ def read_written(path: str) -> Written:
     digests: list[bytes] = []
     errors = keep = 0
     torn = False
+    tasks: set[str] = set()
     try:
         with open(path, "rb") as fh:
             for number, raw in enumerate(fh, 1):
@@ -760,10 +762,13 @@ def read_written(path: str) -> Written:
                 lines.append(line)
                 digests.append(original_digest(record))
                 errors += "error" in record
+                verdict = record.get("flame_reward")
+                if isinstance(verdict, dict) and isinstance(verdict.get("task"), str):
+                    tasks.add(verdict["task"])
                 keep += len(raw)
     except OSError as exc:
         raise DataError(f"cannot read output {path!r} to resume: {exc.strerror or exc}") from None
-    return Written(lines, digests, errors, keep, torn)
+    return Written(lines, digests, errors, keep, torn, frozenset(tasks))
 
 
 def _written_row(path: str, number: int, raw: bytes) -> dict[str, Any]:

@@ -160,6 +160,10 @@ def _argv_cases():
         (tmp_path / "out.jsonl").write_bytes(_lines({**PAIR[3], "_line": 1, "flame_reward": {"score": 0.5}}))
         return ["compare", src(tmp_path), "-o", str(tmp_path / "out.jsonl"), "--resume"]
 
+    def other_task(tmp_path):
+        (tmp_path / "out.jsonl").write_bytes(_lines({**PAIR[0], "_line": 1, "flame_reward": {"task": "pointwise"}}))
+        return ["compare", src(tmp_path), "-o", str(tmp_path / "out.jsonl"), "--resume"]
+
     def read_only(tmp_path):
         if os.geteuid() != 0:
             (tmp_path / "ro").mkdir(mode=0o555)
@@ -187,6 +191,7 @@ def _argv_cases():
         "resume to stdout": (lambda t: ["compare", src(t), "--resume"], "--resume"),
         "resume a foreign file": (foreign_output, "not a row written by flame-reward"),
         "resume a changed input": (changed_input, "was the input changed"),
+        "resume another task": (other_task, "task 'pointwise', not 'pairwise'"),
         "batch size 0": (lambda t: ["compare", src(t), "--batch-size", "0"], "--batch-size"),
         "max length -1": (lambda t: ["score", src(t), "--max-length", "-1"], "--max-length"),
         "scale reversed": (lambda t: ["score", src(t), "--scale", "5-1"], "--scale"),
