@@ -191,7 +191,8 @@ class _RowRun:
         if line < expected:
             return f"--resume: {where} has no row for input line {line}, which comes before rows it holds; cannot resume in order"
         if line > expected:
-            return f"--resume: {where} holds a row for input line {expected}, which the input does not have; was the input changed?"
+            return (f"--resume: {where} holds a row for input line {expected}, which the input does not have; "
+                    "was the input changed?")
         return f"--resume: input line {line} differs from its row in {where}; was the input changed?"
 
     def _example(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -400,7 +400,8 @@ class RowSource:
                     yield row
         number += 1
         if self._failure:
-            yield InputRow(number, None, bytes(carry).removesuffix(b"\r"), f"line {number}: {self.name} ends here: {self._failure}")
+            yield InputRow(number, None, bytes(carry).removesuffix(b"\r"),
+                           f"line {number}: {self.name} ends here: {self._failure}")
         elif carry:
             row = _jsonl_row(decoder, number, bytes(carry))
             if row is not None:
