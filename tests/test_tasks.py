@@ -122,3 +122,15 @@ def test_targets():
     assert err.value.field == "label"
     oe = get_task_type("open_ended")
     assert oe.target(oe.validate({"prompt": "Critique"}), " fine ") == "fine"
+
+
+def test_swapped_exchanges_the_swap_fields_only():
+    task = get_task_type("pairwise")
+    ex = task.validate({**PAIR, "criteria": "Prefer brevity."})
+    other = task.swapped(ex)
+    assert (other["response_a"], other["response_b"]) == ("5", "4")
+    assert other["prompt"] == ex["prompt"] and other["criteria"] == "Prefer brevity."
+    assert task.swapped(other) == ex
+    with pytest.raises(InvalidInput) as err:
+        get_task_type("pointwise").swapped({"prompt": "p", "response": "r"})
+    assert err.value.field == "task"

@@ -10,7 +10,8 @@ from typing import Any
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from flame_reward.models.onnx_export import MANIFEST, export_onnx
+    from flame_reward.models.onnx_export import export_onnx
+    from flame_reward.models.onnx_format import MANIFEST
 
     started = time.perf_counter()
     keep = tuple(x.strip() for x in (args.int8_keep_fp32 or "").split(",") if x.strip())

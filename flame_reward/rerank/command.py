@@ -49,7 +49,7 @@ def cmd_humaneval(args: argparse.Namespace) -> int:
     task_filter = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
 
     if args.generate:
-        from flame_reward.backends import TorchBackend
+        from flame_reward.models.backends import TorchBackend
         from flame_reward.models.loading import load_model
 
         ids = select_tasks(problems, {t: [] for t in problems}, args.limit, task_filter)

@@ -152,6 +152,15 @@ class TaskType(ABC):
         """Render a validated example in the FLAMe INSTRUCTION / CONTEXT / EVALUATION form."""
         return Rendered(self.instruction(example), self.context(example), self.evaluation(example, rationale))
 
+    def swapped(self, example: Mapping[str, Any]) -> dict[str, Any]:
+        """``example`` presented in the other order: the two :attr:`swap` fields exchanged."""
+        if self.swap is None:
+            raise InvalidInput("task", f"task type {self.name!r} is judged in one order only; it has no swap")
+        a, b = self.swap.fields
+        out = dict(example)
+        out[a], out[b] = example[b], example[a]
+        return out
+
     def truncatable(self) -> tuple[str, ...]:
         """Names of the fields that may be shortened to fit the model's context."""
         return tuple(f.name for f in self.fields if f.truncatable)

@@ -9,7 +9,8 @@ another runtime slots in behind the same two methods:
   many suffixes after it (:meth:`TorchBackend.token_logprobs_after`); the scoring core
   uses this automatically (see :mod:`flame_reward.prefix`).
 - :class:`OnnxBackend`: ONNX Runtime over a graph written by ``flame-reward export-onnx``
-  (fp32, or int8 dynamic quantisation), whose only output is the verdict-token
+  (fp32, or int8 dynamic quantisation; the directory format is
+  :mod:`flame_reward.models.onnx_format`), whose only output is the verdict-token
   log-probabilities. No generation, no prefix sharing.
 """
 
@@ -26,6 +27,7 @@ import torch
 
 from flame_reward.errors import FlameRewardError, ModelLoadError
 from flame_reward.models.loading import LoadedModel
+from flame_reward.models.onnx_format import INPUTS, OUTPUT, check_onnx_dir, verdict_feeds
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +256,6 @@ class OnnxBackend:
         device: str | None = None,
         adapter: str | None = "auto",
     ) -> None:
-        from flame_reward.models.onnx_export import INPUTS, OUTPUT, check_onnx_dir
-
         self.dir = check_onnx_dir(path, quantize=quantize, adapter=adapter)
         self.manifest = self.dir.manifest
         self.precision = self.dir.precision
@@ -286,15 +286,8 @@ class OnnxBackend:
     def token_logprobs(self, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int]) -> torch.Tensor:
         import numpy as np
 
-        ids, mask, positions = left_pad(batch, self.pad_token_id)
-        width = ids.shape[1]
-        feeds = {
-            "input_ids": ids.numpy(),
-            "attention_mask": mask.numpy(),
-            "position_ids": positions.numpy(),
-            "keep_positions": np.arange(width - keep, width, dtype=np.int64),
-            "token_ids": np.asarray(list(token_ids), dtype=np.int64),
-        }
+        padded = (t.numpy() for t in left_pad(batch, self.pad_token_id))
+        feeds = verdict_feeds(*padded, keep, token_ids)
         (out,) = self.session.run(None, feeds)
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
 
