@@ -1,12 +1,15 @@
 """The ``flame-reward`` command line: a few lines over the library for each command.
 
-Errors a user can act on print one line (``flame-reward: error: ...``) and exit 2.
+:func:`build_parser` asks every plugin for its subcommands through the
+``register_commands`` hook; this module is itself a built-in plugin contributing
+``compare``, ``score``, ``tasks`` and ``demo``, and the other built-in commands live beside
+the parts they drive (``train``, ``eval-pairs``, ``serve``, ...). Errors a user can act on
+print one line (``flame-reward: error: ...``) and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -17,45 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from flame_reward.errors import FlameRewardError, InvalidInput
+from flame_reward.hookspecs import hookimpl
+from flame_reward.model_options import add_model_options, load_judge
 
 EXIT_ERROR = 2
 log = logging.getLogger("flame_reward.cli")
-
-#: Modules contributing sub-commands through ``add_command(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = ("flame_reward.train.command", "flame_reward.eval.command", "flame_reward.rerank.command",
-                                   "flame_reward.server.command", "flame_reward.models.onnx_command",
-                                   "flame_reward.selfimprove.command")
-
-
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """The judge-model options every judging command shares."""
-    g = p.add_argument_group("judge model")
-    g.add_argument("--model", default=None, help="HF model directory or id (default: the embedded SmolLM2-135M-Instruct)")
-    g.add_argument("--adapter", default="auto",
-                   help="PEFT LoRA adapter directory (default 'auto': the adapter shipped with the embedded default, if any)")
-    g.add_argument("--no-adapter", dest="adapter", action="store_const", const=None,
-                   help="use the raw model, without the shipped adapter")
-    g.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    g.add_argument("--dtype", default=None, help="float32 / bfloat16 / float16 (default: bf16 on GPU, fp32 on CPU)")
-    g.add_argument("--batch-size", type=int, default=8, help="rows per forward pass (default 8)")
-    g.add_argument("--max-length", type=int, default=2048, help="token budget per task; responses are truncated to fit")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads for the forward pass")
-    g.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                   help="runtime: torch (default) or onnx (ONNX Runtime; --model is then an 'export-onnx' directory, "
-                        "or a model exported once into the cache); generation needs torch")
-    g.add_argument("--quantize", choices=("int8",), default=None,
-                   help="with --backend onnx: run the export's int8 (dynamic quantisation) graph")
-
-
-def load_judge(args: argparse.Namespace) -> Any:
-    """An Autorater built from :func:`add_model_options`' arguments."""
-    from flame_reward.autorater import Autorater
-
-    return Autorater.from_pretrained(
-        args.model, adapter=args.adapter, device=args.device, dtype=args.dtype,
-        batch_size=args.batch_size, max_length=args.max_length, threads=args.threads,
-        backend=getattr(args, "backend", "torch"), quantize=getattr(args, "quantize", None),
-    )
 
 
 def _parse_map(items: Sequence[str], task: Any) -> dict[str, str]:
@@ -322,13 +291,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flame-reward", description="FLAMe-style LLM autorater for RLHF.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
-    sub = parser.add_subparsers(dest="command", required=True)
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``compare``, ``score``, ``tasks`` and ``demo``."""
 
     def rows_command(name: str, help_: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = subparsers.add_parser(name, help=help_, description=help_)
         p.add_argument("input", help="JSONL, JSONL.gz or JSON-array file of rows ('-' for stdin)")
         p.add_argument("-o", "--output", default=None,
                        help="output JSONL, written a batch at a time as rows are judged (default: stdout)")
@@ -350,11 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", default=None, help="pointwise scale LOW-HIGH (default 1-5)")
     p.add_argument("--labels", default=None, help="classification labels, comma-separated (default yes,no)")
 
-    p = sub.add_parser("tasks", help="List registered task types (built-ins and plugins).")
+    p = subparsers.add_parser("tasks", help="List registered task types (built-ins and plugins).")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_tasks)
 
-    p = sub.add_parser("demo", help="Judge real human-labelled preference pairs and print accuracy.")
+    p = subparsers.add_parser("demo", help="Judge real human-labelled preference pairs and print accuracy.")
     p.add_argument("--n", type=int, default=200, help="number of pairs in total, split evenly over the sets (default 200)")
     p.add_argument("--sets", default="hh-helpful,hh-harmless", help="comma-separated pairwise sets (default: hh-helpful,hh-harmless)")
     p.add_argument("--split", default="dev", choices=["dev", "train", "all"], help="which split to draw from (default dev)")
@@ -363,10 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(p)
     p.set_defaults(fn=cmd_demo, max_length=1024)
 
-    # Commands that live beside the parts they drive: each module has
-    # ``add_command(subparsers)`` registering its parser with ``fn=`` set.
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_command(sub)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top parser, with every plugin's subcommands (built-ins first)."""
+    from flame_reward.plugins import get_plugin_manager
+
+    parser = argparse.ArgumentParser(prog="flame-reward", description="FLAMe-style LLM autorater for RLHF.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    get_plugin_manager().hook.register_commands(subparsers=sub)
     return parser
 
 

@@ -9,10 +9,11 @@ PAIR = {"prompt": "What is 2+2?", "response_a": "4", "response_b": "5"}
 
 
 def test_builtin_types_registered_through_the_hook():
-    from flame_reward.plugins import pm
+    from flame_reward.plugins import get_plugin_manager
 
+    pm = get_plugin_manager()
     types = list_task_types()
-    for name in ("pairwise", "pointwise", "classification", "open_ended"):
+    for name in ("pairwise", "pointwise", "classification", "open_ended", "pairwise_named"):
         assert name in types
     builtin = pm.get_plugin("flame_reward.tasks.builtin")
     assert builtin is not None and pm.get_hookcallers(builtin)

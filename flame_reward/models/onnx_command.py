@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+
+from flame_reward.hookspecs import hookimpl
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
@@ -32,7 +33,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(subparsers: Any) -> None:
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     help_ = "Export the judge (adapter merged) to ONNX: a graph that outputs only verdict-token log-probabilities."
     p = subparsers.add_parser("export-onnx", help=help_, description=help_)
     p.add_argument("--model", default=None, help="HF model directory or id (default: the embedded SmolLM2-135M-Instruct)")

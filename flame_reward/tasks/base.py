@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flame_reward.errors import InvalidInput, VerdictParseError
@@ -207,17 +207,3 @@ def criteria_line(example: Mapping[str, Any], default: str) -> str:
     """The evaluation-criteria sentence: the example's own ``criteria`` or the task default."""
     text = example.get("criteria") or default
     return f"Evaluation criteria: {text.strip()}"
-
-
-@dataclass
-class TaskRegistry:
-    """Name -> task type, filled through the ``register_task_types`` hook."""
-
-    types: dict[str, TaskType] = field(default_factory=dict)
-
-    def add(self, task: TaskType) -> None:
-        if not task.name:
-            raise InvalidInput("name", f"task type {type(task).__name__} has no name")
-        if task.name in self.types and type(self.types[task.name]) is not type(task):
-            raise InvalidInput("name", f"task type {task.name!r} is registered twice")
-        self.types[task.name] = task
