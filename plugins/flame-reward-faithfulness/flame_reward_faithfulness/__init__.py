@@ -16,10 +16,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from flame_reward import Field, InvalidInput, Summary, TaskType, criteria_line, hookimpl
 from flame_reward.data import NamedSet, PairFields, PairFormat, PairReadResult, PairRecord, load_classes
-from flame_reward.errors import InvalidInput
-from flame_reward.hookspecs import hookimpl
-from flame_reward.tasks.base import Field, Summary, TaskType, criteria_line
 
 TASK = "summary_faithfulness"
 SUMMARIZE = "Summarize the following document faithfully.\n\n"
