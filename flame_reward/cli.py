@@ -294,9 +294,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 @hookimpl
 def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``compare``, ``score``, ``tasks`` and ``demo``."""
+    sub = subparsers
 
     def rows_command(name: str, help_: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-        p = subparsers.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("input", help="JSONL, JSONL.gz or JSON-array file of rows ('-' for stdin)")
         p.add_argument("-o", "--output", default=None,
                        help="output JSONL, written a batch at a time as rows are judged (default: stdout)")
@@ -318,11 +319,11 @@ def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--scale", default=None, help="pointwise scale LOW-HIGH (default 1-5)")
     p.add_argument("--labels", default=None, help="classification labels, comma-separated (default yes,no)")
 
-    p = subparsers.add_parser("tasks", help="List registered task types (built-ins and plugins).")
+    p = sub.add_parser("tasks", help="List registered task types (built-ins and plugins).")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_tasks)
 
-    p = subparsers.add_parser("demo", help="Judge real human-labelled preference pairs and print accuracy.")
+    p = sub.add_parser("demo", help="Judge real human-labelled preference pairs and print accuracy.")
     p.add_argument("--n", type=int, default=200, help="number of pairs in total, split evenly over the sets (default 200)")
     p.add_argument("--sets", default="hh-helpful,hh-harmless", help="comma-separated pairwise sets (default: hh-helpful,hh-harmless)")
     p.add_argument("--split", default="dev", choices=["dev", "train", "all"], help="which split to draw from (default dev)")
