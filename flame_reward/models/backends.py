@@ -104,6 +104,14 @@ def _make_cache(kv: Sequence[tuple[torch.Tensor, torch.Tensor]], rows: int) -> A
     return DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in kv])
 
 
+def _selected_logprobs(logits: torch.Tensor, keep: int, token_ids: Sequence[int]) -> torch.Tensor:
+    """Log-softmax over the vocabulary at the last ``keep`` columns (in float32, whatever the
+    model's dtype), restricted to ``token_ids``, on the CPU."""
+    logp = torch.log_softmax(logits[:, -keep:, :].float(), dim=-1)
+    index = torch.tensor(list(token_ids), dtype=torch.long, device=logp.device)
+    return logp.index_select(-1, index).cpu()
+
+
 def _shares_prefixes(model: Any) -> bool:
     """Prefix sharing reuses a plain full-attention KV cache under an explicit padding mask;
     models with sliding-window or non-attention layers, and attention kernels other than
@@ -150,10 +158,7 @@ class TorchBackend:
             logits_to_keep=keep,
             use_cache=False,
         )
-        logits = out.logits[:, -keep:, :].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        index = torch.tensor(list(token_ids), dtype=torch.long, device=logp.device)
-        return logp.index_select(-1, index).cpu()
+        return _selected_logprobs(out.logits, keep, token_ids)
 
     @torch.inference_mode()
     def prefix_state(self, ids: Sequence[int], parent: PrefixState | None = None) -> PrefixState:
@@ -196,10 +201,7 @@ class TorchBackend:
             use_cache=True,
             **{self._cache_arg: _make_cache(prefix.kv, rows)},
         )
-        logits = out.logits[:, -keep:, :].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        index = torch.tensor(list(token_ids), dtype=torch.long, device=logp.device)
-        return logp.index_select(-1, index).cpu()
+        return _selected_logprobs(out.logits, keep, token_ids)
 
     @torch.inference_mode()
     def generate(
