@@ -129,8 +129,8 @@ def run_faithfulness(args: argparse.Namespace, judge: Any = None) -> int:
     Every input row comes back, with ``faithfulness`` or an ``error`` naming the field;
     ``judge`` defaults to the one the model options describe.
     """
+    from flame_reward.io import RowWriter, read_rows
     from flame_reward.model_options import load_judge
-    from flame_reward.rows import RowWriter, read_rows
 
     rows = list(read_rows(args.input))
     errors: dict[int, str] = {}
@@ -139,8 +139,7 @@ def run_faithfulness(args: argparse.Namespace, judge: Any = None) -> int:
     for i, row in enumerate(rows):
         data = row.data
         if data is None:
-            errors[i] = row.error or "unreadable row"
-            continue
+            continue  # written back as the error row the reader made of it
         missing = [n for n in (args.source_field, args.summary_field)
                    if not isinstance(data.get(n), str) or not data[n].strip()]
         if missing:
@@ -158,16 +157,19 @@ def run_faithfulness(args: argparse.Namespace, judge: Any = None) -> int:
             checked[i].append({"sentence": example["summary"], "score": verdict.score})
         else:
             errors.setdefault(i, f"{verdict.field}: {verdict.message} (line {rows[i].line})")
+    judged = 0
     with RowWriter(args.output) as out:
         for i, row in enumerate(rows):
-            if i in errors:
-                kept = row.data if row.data is not None else {"_raw": row.raw}
-                out.write({**kept, "_line": row.line, "error": errors[i]})
-                continue
-            worst = min(checked[i], key=lambda c: c["score"])
-            result = {"score": worst["score"], "least_supported": worst["sentence"], "sentences": checked[i]}
-            out.write({**(row.data or {}), "faithfulness": result})
-    print(f"faithfulness: {len(rows) - len(errors)} rows judged ({len(examples)} sentences), {len(errors)} rows "
+            if row.data is None:
+                out.write(row.record({}))
+            elif i in errors:
+                out.write(row.record({"error": errors[i]}))
+            else:
+                worst = min(checked[i], key=lambda c: c["score"])
+                result = {"score": worst["score"], "least_supported": worst["sentence"], "sentences": checked[i]}
+                out.write(row.record({"faithfulness": result}))
+                judged += 1
+    print(f"faithfulness: {judged} rows judged ({len(examples)} sentences), {len(rows) - judged} rows "
           "with errors (kept in the output with 'error')", file=sys.stderr)
     return 0
 
