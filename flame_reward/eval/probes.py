@@ -385,7 +385,7 @@ def own_answers(judge: Any, prompts: Sequence[str], *, max_new_tokens: int = 64,
     turn keeps only its ending.
     """
     from flame_reward.encoding import has_chat_template
-    from flame_reward.progress import progress_bar
+    from flame_reward.generation import generate_texts
 
     scorer = judge.scorer
     tok = scorer.tokenizer
@@ -410,17 +410,9 @@ def own_answers(judge: Any, prompts: Sequence[str], *, max_new_tokens: int = 64,
             keep = max(1, len(body) - (len(ids) - budget) - 8)
             ids = encode([{"role": "user", "content": tok.decode(body[-keep:])}])
         inputs.append(ids)
-    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
-    texts = [""] * len(inputs)
-    bar = progress_bar(total=len(inputs), desc="own answers", enabled=progress)
-    for start in range(0, len(order), scorer.batch_size):
-        chunk = order[start:start + scorer.batch_size]
-        outs = scorer.backend.generate([inputs[i] for i in chunk], max_new_tokens=max_new_tokens, temperature=0.0)
-        for i, row in zip(chunk, outs):
-            texts[i] = tok.decode(row, skip_special_tokens=True).strip()
-        bar.update(len(chunk))
-    bar.close()
-    return texts
+    texts = generate_texts(scorer.backend, tok, inputs, batch_size=scorer.batch_size, max_new_tokens=max_new_tokens,
+                           progress=progress, desc="own answers")
+    return [samples[0].strip() for samples in texts]
 
 
 def measure_probes(
