@@ -16,7 +16,7 @@ import pluggy
 from flame_reward import hookspecs
 
 #: Modules holding the built-in hook implementations.
-DEFAULT_PLUGINS = ("flame_reward.tasks.builtin", "flame_reward.rerank.tasks")
+DEFAULT_PLUGINS = ("flame_reward.tasks.builtin", "flame_reward.tasks.code_correctness")
 
 pm = pluggy.PluginManager("flame_reward")
 pm.add_hookspecs(hookspecs)

@@ -55,7 +55,7 @@ def test_code_task_types_are_registered_through_the_hook():
     assert {"code_correctness", "code_correctness_pointwise"} <= set(types)
     pair = get_task_type("code_correctness")
     assert pair.swap is not None and pair.swap.fields == ("code_a", "code_b")
-    assert type(pair).__module__ == "flame_reward.rerank.tasks"
+    assert type(pair).__module__ == "flame_reward.tasks.code_correctness"
     ex = pair.validate({"problem": PROMPT, "code_a": "A_CODE", "code_b": "B_CODE"})
     text = pair.render(ex).text()
     assert "correctly solves the problem" in text and "A_CODE" in text and "B_CODE" in text

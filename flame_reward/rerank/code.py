@@ -5,7 +5,7 @@ tests and the canonical solution never reach this module, the judge or the sandb
 it starts. Execution signals:
 
 * the **prompt examples' pass rate**: the examples shown in the prompt's own docstring,
-  turned into asserts by :mod:`flame_reward.humaneval.examples`;
+  turned into asserts by :mod:`flame_reward.humaneval.docstring_asserts`;
 * the **CodeT score**: agreement of the candidates on the tests the model generated
   beside them (:mod:`flame_reward.humaneval.codet`).
 
@@ -30,7 +30,7 @@ from flame_reward.humaneval.codet import (
     codet_scores,
     example_pass_rates,
 )
-from flame_reward.humaneval.examples import problem_example_asserts
+from flame_reward.humaneval.docstring_asserts import problem_example_asserts
 from flame_reward.humaneval.harness import ExecutionCache, execute_batch
 from flame_reward.humaneval.sandbox import assert_job
 from flame_reward.rerank.judging import JudgeView, VerdictCache
