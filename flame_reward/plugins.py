@@ -24,7 +24,7 @@ from flame_reward import hookspecs
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "flame_reward.cli",
     "flame_reward.tasks.builtin",
-    "flame_reward.rerank.tasks",
+    "flame_reward.tasks.code_correctness",
     "flame_reward.data.formats",
     "flame_reward.data.sets",
     "flame_reward.train.command",

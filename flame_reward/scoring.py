@@ -27,7 +27,8 @@ from typing import Any, Literal
 
 from flame_reward.models.backends import Backend
 from flame_reward.encoding import Encoded, encode, label_token_ids
-from flame_reward.errors import InvalidInput, VerdictParseError
+from flame_reward.errors import FlameRewardError, InvalidInput, VerdictParseError
+from flame_reward.generation import batches_needed, generate_texts
 from flame_reward.prefix import PrefixNode, plan_prefixes
 from flame_reward.progress import progress_bar
 from flame_reward.results import Generation, ItemError, Verdict
@@ -207,22 +208,14 @@ class Scorer:
                     raise InvalidInput(exc.field, f"{exc.reason} (item {index})") from exc
                 items.append(ItemError(index, exc.field, exc.reason))
         valid = [it for it in items if not isinstance(it, ItemError)]
-        order = sorted(range(len(valid)), key=lambda i: len(valid[i][2].ids))
-        texts: dict[int, list[str]] = {}
-        bar = progress_bar(total=len(valid), desc=f"generating ({task_type.name})", enabled=progress)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
-            outs = self.backend.generate(
-                [valid[i][2].ids for i in chunk], max_new_tokens=max_new_tokens, temperature=temperature,
-                top_p=top_p, num_samples=num_samples, seed=seed,
-            )
-            for j, i in enumerate(chunk):
-                rows = outs[j * num_samples:(j + 1) * num_samples]
-                texts[i] = [self.tokenizer.decode(r, skip_special_tokens=True) for r in rows]
-                self.cost.tokens += len(valid[i][2].ids)
-            self.cost.forwards += 1
-            bar.update(len(chunk))
-        bar.close()
+        inputs = [enc.ids for _, _, enc in valid]
+        # One seed for every batch: the judge's sampled rationales keep the draws they always had.
+        texts = generate_texts(self.backend, self.tokenizer, inputs, batch_size=self.batch_size,
+                               max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                               num_samples=num_samples, seed=seed, seed_policy="same", progress=progress,
+                               desc=f"generating ({task_type.name})")
+        self.cost.tokens += sum(len(ids) for ids in inputs)
+        self.cost.forwards += batches_needed(len(inputs), self.batch_size)
         results: list[Generation | ItemError] = []
         vi = 0
         for it in items:

@@ -5,24 +5,22 @@ import math
 import pytest
 
 from flame_reward.data import PairRecord
+from flame_reward.data.cobbler import cobbler_human_reference
+from flame_reward.eval.probe_stats import PairOutcome, control_summary, probe_stats, side, wilson_interval
 from flame_reward.eval.probes import (
     BANDWAGON,
     COMPASSION_NAMES,
     DISTRACTOR,
     PADDING,
     PROBES,
-    PairOutcome,
     ProbePair,
     add_bandwagon,
     add_distractor,
-    cobbler_human_reference,
+    chat_turns,
     name_responses,
     pad_verbose,
     present,
-    probe_stats,
-    side,
     swap_order,
-    wilson_interval,
 )
 from flame_reward.tasks.registry import get_task_type
 
@@ -138,8 +136,8 @@ def test_order_stats_from_raw_verdicts():
         PairOutcome((0.2, 0.3), (0.2, 0.3)),  # prefers the other side both times -> consistent
         PairOutcome((0.9, 0.6), (0.9, 0.6)),  # prefers the target both times -> consistent
     ]
-    s = probe_stats("order", outcomes)
-    assert s["pairs"] == 4 and s["rate"] == 0.5 and s["toward"] == 0.25 and s["away"] == 0.25
+    s = probe_stats("order", outcomes, PROBES["order"].target)
+    assert s["target"] == "the response shown first" and s["pairs"] == 4 and s["rate"] == 0.5 and s["toward"] == 0.25 and s["away"] == 0.25
     assert s["ci95"] == list(wilson_interval(2, 4))
 
 
@@ -175,8 +173,6 @@ def test_cobbler_reference_rates():
 
 
 def test_chat_turns_from_hh_transcripts():
-    from flame_reward.eval.probes import chat_turns
-
     assert chat_turns("Human: hi\n\nAssistant: hello\n\nHuman: how are you?\n\nAssistant:") == [
         {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
         {"role": "user", "content": "how are you?"}]
@@ -184,8 +180,6 @@ def test_chat_turns_from_hh_transcripts():
 
 
 def test_control_summary():
-    from flame_reward.eval.probes import control_summary
-
     c = control_summary([(0.3, 0.8), (0.45, 0.6)])  # (target second, target first)
     assert c["mean_p_target"] == pytest.approx((0.55 + 0.525) / 2)
     assert c["median_margin"] == pytest.approx((0.05 + 0.025) / 2)

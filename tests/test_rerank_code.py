@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from flame_reward.humaneval import harness
-from flame_reward.humaneval.problems import Problem, load_generated_tests, load_problems, load_samples
-from flame_reward.rerank.benchmark import pass_auc, read_samples, run_benchmark, truncate_completion
+from flame_reward.humaneval.problems import Problem, load_generated_tests, load_problems
+from flame_reward.humaneval.samples import load_samples, read_samples, truncate_completion
+from flame_reward.rerank.benchmark import pass_auc, run_benchmark
 from flame_reward.rerank.code import PublicTask, candidate_code, execution_signals, function_header, rank_code
 from flame_reward.tasks.registry import get_task_type, list_task_types
 
@@ -54,7 +55,7 @@ def test_code_task_types_are_registered_through_the_hook():
     assert {"code_correctness", "code_correctness_pointwise"} <= set(types)
     pair = get_task_type("code_correctness")
     assert pair.swap is not None and pair.swap.fields == ("code_a", "code_b")
-    assert type(pair).__module__ == "flame_reward.rerank.tasks"
+    assert type(pair).__module__ == "flame_reward.tasks.code_correctness"
     ex = pair.validate({"problem": PROMPT, "code_a": "A_CODE", "code_b": "B_CODE"})
     text = pair.render(ex).text()
     assert "correctly solves the problem" in text and "A_CODE" in text and "B_CODE" in text
@@ -88,6 +89,11 @@ def test_execution_signals_and_examples_codet_rank_the_right_body_first():
     assert sig.codet[2] > 0 and sig.codet[1] == 0.0
     r = rank_code(TASK, cands, "examples_codet", generated_tests=GENERATED, workers=2)
     assert r.order[0] == 2 and r.judge_calls == 0 and r.details["n_examples"] == 2
+    # each signal alone ranks by its own figure, the other one playing no part
+    examples = rank_code(TASK, cands, "examples", signals=sig)
+    assert examples.scores == [(0.5,), (0.0,), (1.0,), (0.5,)] and examples.order == [2, 0, 3, 1]
+    codet = rank_code(TASK, cands, "codet", signals=sig)
+    assert codet.scores == [(c,) for c in sig.codet] and codet.judge_calls == 0
 
 
 def test_hybrid_on_code_lets_the_judge_split_only_the_top_group():

@@ -399,7 +399,12 @@ def test_self_taught_command_one_iteration_end_to_end(tmp_path, tiny_loader, rea
     assert row["judgments"]["kept"] == sum(r["kept"] for r in kept) == row["train"]["examples"] > 0
     assert all(r["correct"] for r in kept if r["kept"])
     assert set(row["dev"]["sets"]) == {"hh-helpful", "hh-harmless"}
-    assert row["change"]["verdict"] in {"better", "worse", "same"}
+    # compare_iterations' documented rule on pooled dev accuracy: any drop is "worse", any rise
+    # "better", else "same" (a difference under 1e-9 is float noise); the change is exact.
+    before, after = report["iterations"][0]["dev"]["all"]["accuracy"], row["dev"]["all"]["accuracy"]
+    change = after - before
+    assert row["change"]["accuracy_change"] == pytest.approx(change, abs=1e-12)
+    assert row["change"]["verdict"] == ("worse" if change < -1e-9 else "better" if change > 1e-9 else "same")
     assert "vs previous" in (out / "report.md").read_text()
 
 

@@ -326,12 +326,9 @@ def test_rank_judge_for_best_of_n(judge):
 
 def test_the_grpc_reward_client_is_a_verdict_source(judge):
     """The sidecar's RewardClient plugs in where the Autorater was, with no other change."""
-    pytest.importorskip("grpc")
-    try:
-        from flame_reward.client import RewardClient
-        from tests.server_helpers import running_server
-    except ImportError as exc:  # the sidecar is another issue's work
-        pytest.skip(f"gRPC sidecar not available: {exc}")
+    from flame_reward.client import RewardClient  # grpcio is a core dependency: a failing import fails
+    from tests.server_helpers import running_server
+
     local = flame_group_reward(judge)(prompts=PROMPTS, completions=COMPLETIONS)
     with running_server(judge) as (_, port), RewardClient(f"127.0.0.1:{port}", timeout=30) as client:
         fn = flame_group_reward(client)

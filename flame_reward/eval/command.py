@@ -73,7 +73,8 @@ def run_eval_pairs(args: argparse.Namespace, judge: Any = None) -> int:
 
 def run_bias(args: argparse.Namespace, judge: Any = None) -> int:
     """``flame-reward bias``: CoBBLEr-style probes over the pooled pairs of every source."""
-    from flame_reward.eval.probes import ProbePair, cobbler_human_reference, measure_probes
+    from flame_reward.data.cobbler import cobbler_human_reference
+    from flame_reward.eval.probes import ProbePair, measure_probes
     from flame_reward.eval.report import bias_markdown, plot_bias, write_report
 
     probes = [p.strip() for p in args.probes.split(",") if p.strip()]

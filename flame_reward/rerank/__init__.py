@@ -8,10 +8,10 @@ Text: :func:`rank` (strategies ``random``, ``round_robin``, ``swiss``, ``knockou
 ``pointwise``, and ``signals`` / ``hybrid`` given an external per-candidate signal such
 as a verifier's). Code: :func:`flame_reward.rerank.code.rank_code` adds the execution
 signals (prompt examples, CodeT) and the ``code_correctness`` task types.
-``flame-reward humaneval`` measures all of them on HumanEval.
+``flame-reward humaneval`` measures all of them on HumanEval. The judge's code task types
+live with the other task types (:mod:`flame_reward.tasks.code_correctness`).
 
-Submodules load on use (``flame_reward.rerank.tasks`` is imported at plugin start-up and
-must stay light).
+Submodules load on use, so importing the package costs nothing until a ranking runs.
 """
 
 from __future__ import annotations

@@ -13,28 +13,22 @@ hidden tests (:func:`flame_reward.humaneval.harness.evaluate_candidates`, cached
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
-from flame_reward.errors import DataError, InvalidInput
+from flame_reward.errors import InvalidInput
 from flame_reward.humaneval.harness import ExecutionCache, evaluate_candidates, score_task
-from flame_reward.humaneval.problems import Problem, load_samples
+from flame_reward.humaneval.problems import Problem
 from flame_reward.progress import progress_bar
 from flame_reward.rerank.code import EXECUTION_STRATEGIES, PublicTask, execution_signals, rank_code
 from flame_reward.rerank.judging import VerdictCache
 from flame_reward.rerank.ranking import JudgeLike
 from flame_reward.rerank.strategies import JUDGE_STRATEGIES
-
-STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
-"""Where a generated function body ends (Codex / CodeT convention: a new top-level block)."""
 
 
 def kind_of(strategy: str) -> str:
@@ -42,92 +36,8 @@ def kind_of(strategy: str) -> str:
     if strategy in JUDGE_STRATEGIES:
         return "judge"
     if strategy in EXECUTION_STRATEGIES:
-        return "execution" if strategy == "examples_codet" else "execution+judge"
+        return "execution+judge" if strategy == "hybrid" else "execution"
     return "baseline"
-
-
-# -- samples -------------------------------------------------------------------------------
-def read_samples(path: str | os.PathLike[str] | None, start: int = 0, n: int = 10) -> dict[str, list[str]]:
-    """Completions by task id from a JSONL(.gz) of ``task_id`` / ``completion`` rows.
-
-    Rows with ``sample_index`` are selected by index in ``[start, start + n)`` (the shared
-    CodeGen-16B file); without it, by position within each task. ``path=None`` reads the
-    shared CodeGen-16B samples. A task with fewer samples raises :class:`DataError`.
-    """
-    if path is None:
-        return load_samples(None, start=start, n=n)
-    if start < 0 or n < 1:
-        raise InvalidInput("--start/--n", f"need start >= 0 and n >= 1, got {start}, {n}")
-    rows = list(_read_jsonl(Path(path)))
-    if rows and all("sample_index" in r for r in rows):
-        return load_samples(path, start=start, n=n)
-    by_task: dict[str, list[str]] = {}
-    for number, row in enumerate(rows, 1):
-        task_id, completion = row.get("task_id"), row.get("completion")
-        if not isinstance(task_id, str) or not isinstance(completion, str):
-            raise DataError(f"{path}: row {number} lacks a string task_id/completion")
-        by_task.setdefault(task_id, []).append(completion)
-    out = {}
-    for task_id, completions in by_task.items():
-        if len(completions) < start + n:
-            raise DataError(f"{path}: {task_id} has {len(completions)} samples; asked for {start}..{start + n - 1}")
-        out[task_id] = completions[start:start + n]
-    return out
-
-
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.is_file():
-        raise DataError(f"samples file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: line {number} is not JSON ({exc.msg})") from exc
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}: line {number} is not a JSON object")
-                yield row
-
-
-def truncate_completion(text: str, stops: Sequence[str] = STOP_SEQUENCES) -> str:
-    """Cut a generated body at the first stop sequence (a new top-level statement)."""
-    cut = min((text.find(s) for s in stops if s in text), default=len(text))
-    return text[:cut]
-
-
-def generate_samples(
-    backend: Any,
-    tokenizer: Any,
-    problems: Sequence[Problem],
-    n: int,
-    *,
-    batch_size: int = 4,
-    max_new_tokens: int = 300,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    seed: int = 0,
-    progress: bool = True,
-) -> dict[str, list[str]]:
-    """``n`` completions per problem from a causal LM through the core's backend
-    (``backend.generate``, batched: ``batch_size`` prompts x ``n`` samples per call).
-
-    The prompt is the problem's prompt as plain text (code completion); each completion is
-    cut at :data:`STOP_SEQUENCES`."""
-    out: dict[str, list[str]] = {}
-    bar = progress_bar(total=len(problems), desc="generating samples", enabled=progress, unit="task")
-    for start in range(0, len(problems), batch_size):
-        chunk = problems[start:start + batch_size]
-        ids = [tokenizer(p.prompt, add_special_tokens=True)["input_ids"] for p in chunk]
-        rows = backend.generate(ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                num_samples=n, seed=seed + start)
-        for k, problem in enumerate(chunk):
-            texts = [tokenizer.decode(r, skip_special_tokens=True) for r in rows[k * n:(k + 1) * n]]
-            out[problem.task_id] = [truncate_completion(t) for t in texts]
-        bar.update(len(chunk))
-    bar.close()
-    return out
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -241,6 +151,7 @@ def run_benchmark(
     rounds: int | None = None,
     max_group: int = 4,
     tiebreak: str = "round_robin",
+    max_tests: int | None = 100,
     sinks: dict[str, TextIO] | None = None,
     progress: bool = True,
     on_task: Callable[[str, dict[str, dict[str, Any]]], None] | None = None,
@@ -278,7 +189,7 @@ def run_benchmark(
             started = time.perf_counter()
             if strategy in EXECUTION_STRATEGIES and signals is None:
                 signals = execution_signals(public, completions, generated_tests.get(task_id, []),
-                                            cache=exec_cache, workers=workers)
+                                            cache=exec_cache, workers=workers, max_tests=max_tests)
             ranking = rank_code(public, completions, strategy, judge=judge, generated_tests=generated_tests.get(task_id, []),
                                 exec_cache=exec_cache, verdict_cache=verdict_cache, workers=workers, seed=rng_seed,
                                 rounds=rounds, max_group=max_group, tiebreak=tiebreak, signals=signals)
@@ -327,5 +238,4 @@ def _task_number(task_id: str) -> int:
     return int(match.group(1)) if match else random.Random(task_id).randrange(1 << 16)
 
 
-__all__ = ["STOP_SEQUENCES", "StrategyTotals", "generate_samples", "kind_of", "pass_auc", "read_samples", "run_benchmark",
-           "select_tasks", "truncate_completion"]
+__all__ = ["StrategyTotals", "kind_of", "pass_auc", "run_benchmark", "select_tasks"]

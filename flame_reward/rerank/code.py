@@ -5,7 +5,7 @@ tests and the canonical solution never reach this module, the judge or the sandb
 it starts. Execution signals:
 
 * the **prompt examples' pass rate**: the examples shown in the prompt's own docstring,
-  turned into asserts by :mod:`flame_reward.humaneval.examples`;
+  turned into asserts by :mod:`flame_reward.humaneval.docstring_asserts`;
 * the **CodeT score**: agreement of the candidates on the tests the model generated
   beside them (:mod:`flame_reward.humaneval.codet`).
 
@@ -30,16 +30,18 @@ from flame_reward.humaneval.codet import (
     codet_scores,
     example_pass_rates,
 )
-from flame_reward.humaneval.examples import problem_example_asserts
+from flame_reward.humaneval.docstring_asserts import problem_example_asserts
 from flame_reward.humaneval.harness import ExecutionCache, execute_batch
 from flame_reward.humaneval.sandbox import assert_job
 from flame_reward.rerank.judging import JudgeView, VerdictCache
 from flame_reward.rerank.ranking import JudgeLike, Ranking
 from flame_reward.rerank.strategies import JUDGE_STRATEGIES, run_strategy
 
-CODE_STRATEGIES = ("random", *JUDGE_STRATEGIES, "examples_codet", "hybrid")
+EXECUTION_STRATEGIES = ("examples_codet", "examples", "codet", "hybrid")
+"""Strategies that run the candidates: by the examples' pass rate then the CodeT score, by
+either signal alone, or (``hybrid``) by both with the judge ordering the tied best."""
+CODE_STRATEGIES = ("random", *JUDGE_STRATEGIES, *EXECUTION_STRATEGIES)
 """Strategies :func:`rank_code` knows."""
-EXECUTION_STRATEGIES = ("examples_codet", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,13 @@ class ExecutionSignals:
     n_tests: int
     seconds: float
 
-    def keys(self) -> list[tuple[float, float]]:
-        """``(examples pass rate, CodeT score)`` per candidate: the ranking signal."""
+    def keys(self, strategy: str = "examples_codet") -> list[tuple[float, ...]]:
+        """The ranking signal per candidate: ``(examples pass rate, CodeT score)``, or one of
+        them alone for the ``examples`` / ``codet`` strategies."""
+        if strategy == "examples":
+            return [(r,) for r in self.example_rates]
+        if strategy == "codet":
+            return [(c,) for c in self.codet]
         return list(zip(self.example_rates, self.codet))
 
 
@@ -198,9 +205,9 @@ def rank_code(
 ) -> Ranking:
     """Rank code candidates (function bodies completing ``task.prompt``) with ``strategy``.
 
-    ``examples_codet`` ranks by the execution signal alone (no judge); ``hybrid`` lets the
-    judge order the candidates tied on the best signal. ``signals`` reuses signals already
-    computed for these candidates.
+    ``examples_codet`` ranks by the execution signal alone (no judge), ``examples`` and
+    ``codet`` by one of its two parts; ``hybrid`` lets the judge order the candidates tied
+    on the best signal. ``signals`` reuses signals already computed for these candidates.
     """
     if strategy not in CODE_STRATEGIES:
         raise InvalidInput("strategy", f"unknown strategy {strategy!r}; known: {', '.join(CODE_STRATEGIES)}")
@@ -208,8 +215,8 @@ def rank_code(
     if strategy in EXECUTION_STRATEGIES:
         if signals is None:
             signals = execution_signals(task, completions, generated_tests, cache=exec_cache, workers=workers)
-        ranking = run_strategy("signals" if strategy == "examples_codet" else "hybrid", view,
-                               signals=signals.keys(), max_group=max_group, tiebreak=tiebreak)
+        ranking = run_strategy("hybrid" if strategy == "hybrid" else "signals", view,
+                               signals=signals.keys(strategy), max_group=max_group, tiebreak=tiebreak)
         details = {**ranking.details, "n_examples": signals.n_examples, "n_tests": signals.n_tests,
                    "exec_seconds": round(signals.seconds, 3)}
         return Ranking(ranking.order, ranking.scores, ranking.judge_calls, details, strategy)

@@ -30,6 +30,7 @@ from flame_reward.errors import InvalidInput
 from flame_reward.rerank import tournament
 from flame_reward.rerank.judging import JudgeView
 from flame_reward.rerank.ranking import Ranking, order_by
+from flame_reward.round_robin import pairings, win_rates
 
 JUDGE_STRATEGIES = ("round_robin", "swiss", "knockout", "pointwise")
 """Strategies whose ranking comes from the judge alone."""
@@ -97,9 +98,9 @@ def _hybrid(view: JudgeView, keys: list[tuple[Any, ...]], *, max_group: int, tie
     judge_score: dict[str, float] = {}
     if len(judged) > 1:
         if tiebreak == "round_robin":
-            res = tournament.round_robin(len(judged), lambda pairs: view.compare([(judged[a], judged[b]) for a, b in pairs]))
-            # mean win probability, in [0, 1]
-            values = [s / (len(judged) - 1) for s in res.scores]
+            pairs = pairings(judged)
+            rates = win_rates(dict(zip(pairs, view.compare(pairs))), judged)
+            values = [rates[i] for i in judged]
         else:
             values = view.rate(judged)
         judge_score = {view.texts[i]: v for i, v in zip(judged, values)}

@@ -7,7 +7,8 @@ debiased (both presentation orders averaged), so a comparison is symmetric:
 
 * :func:`round_robin`: every pair once (``n(n-1)/2`` comparisons, one batch); a
   candidate's score is its expected number of wins (the sum of its win probabilities,
-  a soft Copeland score), as in FLAMe's code reranking.
+  a soft Copeland score), as in FLAMe's code reranking; the arithmetic is the package's
+  one round robin (:mod:`flame_reward.round_robin`).
 * :func:`swiss`: ``ceil(log2 n)`` rounds; each round pairs candidates with equal or near
   points that have not met yet (``n/2`` comparisons per round, one batch per round);
   ranked by points (sum of win probabilities), then Buchholz (the opponents' points).
@@ -21,6 +22,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from flame_reward.round_robin import expected_wins, pairings
 
 Compare = Callable[[Sequence[tuple[int, int]]], list[float]]
 
@@ -36,15 +39,14 @@ class Result:
 
 
 def round_robin(n: int, compare: Compare) -> Result:
-    """Every pair once, in one batch. Score = expected wins; ``details["wins"]`` counts hard
-    wins (``P > 0.5`` is a win, exactly 0.5 half a win each)."""
-    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    """Every pair once, in one batch. Score = expected wins (:func:`flame_reward.round_robin.expected_wins`);
+    ``details["wins"]`` counts hard wins (``P > 0.5`` is a win, exactly 0.5 half a win each)."""
+    pairs = pairings(range(n))
     probs = compare(pairs) if pairs else []
-    expected = [0.0] * n
+    outcomes = dict(zip(pairs, probs))
+    expected = expected_wins(outcomes, range(n))
     wins = [0.0] * n
-    for (i, j), p in zip(pairs, probs):
-        expected[i] += p
-        expected[j] += 1.0 - p
+    for (i, j), p in outcomes.items():
         if p > 0.5:
             wins[i] += 1
         elif p < 0.5:
@@ -52,8 +54,8 @@ def round_robin(n: int, compare: Compare) -> Result:
         else:
             wins[i] += 0.5
             wins[j] += 0.5
-    games = [(i, j, p) for (i, j), p in zip(pairs, probs)]
-    return Result(expected, games, {"wins": wins, "rounds": 1 if pairs else 0})
+    games = [(i, j, p) for (i, j), p in outcomes.items()]
+    return Result([expected[i] for i in range(n)], games, {"wins": wins, "rounds": 1 if pairs else 0})
 
 
 def swiss_rounds(n: int) -> int:

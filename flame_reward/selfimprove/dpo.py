@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from flame_reward.errors import InvalidInput
-from flame_reward.train.sft import DEFAULT_TARGET_MODULES, latest_checkpoint
+from flame_reward.train.lora import LoraSettings
+from flame_reward.train.sft import latest_checkpoint
 
 
 @dataclass
-class DPOTrainConfig:
+class DPOTrainConfig(LoraSettings):
     """Everything a DPO run depends on (written into its report)."""
 
     out: str
@@ -36,10 +37,6 @@ class DPOTrainConfig:
     grad_accum: int = 1
     learning_rate: float = 5e-5
     beta: float = 0.1
-    lora_r: int = 16
-    lora_alpha: int = 32
-    top_layers: int | None = None
-    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
     seed: int = 0
     save_every: int = 50
     log_every: int = 1
@@ -51,7 +48,7 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[Mapping[str, str]], loaded
     merged) on ``pairs`` with DPO; returns the run report (also ``<out>/dpo_report.json``)."""
     import torch
     from datasets import Dataset
-    from peft import LoraConfig, PeftModel
+    from peft import PeftModel
     from trl import DPOConfig, DPOTrainer
 
     if not pairs:
@@ -69,11 +66,7 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[Mapping[str, str]], loaded
     if config.init_adapter:
         model = PeftModel.from_pretrained(base, config.init_adapter, is_trainable=True)
     else:
-        n_layers = base.config.num_hidden_layers
-        layers = list(range(max(0, n_layers - config.top_layers), n_layers)) if config.top_layers else None
-        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-                                 target_modules=list(config.target_modules), layers_to_transform=layers,
-                                 task_type="CAUSAL_LM", bias="none")
+        peft_config = config.peft_config(base.config.num_hidden_layers)
         model = base
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,8 @@ from flame_reward.selfimprove.instructions import iteration_slice
 from flame_reward.selfimprove.models import Loader
 from flame_reward.selfimprove.report import write_run_report
 from flame_reward.selfimprove.settings import LoopSettings, start_loop
-from flame_reward.selfimprove.steps import read_jsonl, write_json, write_jsonl
+from flame_reward.jsonl import read_jsonl, write_jsonl
+from flame_reward.selfimprove.steps import write_json
 from flame_reward.selfimprove.templates import Templates
 
 SCALE = (1, 5)
@@ -452,7 +453,7 @@ def run_meta_reward(cfg: MetaRewardConfig, loader: Loader | None = None) -> dict
             dcfg = DPOTrainConfig(out=str(d), init_adapter=current, max_length=cfg.max_length + cfg.max_new_tokens,
                                   epochs=cfg.epochs, max_steps=cfg.max_steps,
                                   batch_size=cfg.train_batch_size, learning_rate=cfg.learning_rate, beta=cfg.beta,
-                                  lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, top_layers=cfg.top_layers,
+                                  **cfg.lora_shape(),
                                   seed=seed + 4, threads=cfg.threads)
             report = train_dpo(dcfg, pairs, models.raw(cfg.model))
             return {"pairs": len(pairs), "steps": report["steps"], "train_loss": report["train_loss"],

@@ -3,7 +3,8 @@
 The judge roles go through the scoring core (:meth:`Autorater.generate` and
 :meth:`Autorater.judge`); writing instructions and answers is ordinary chat: the text is
 the user turn of the model's chat template and the reply is decoded up to end-of-turn.
-Generation runs through the core's backend (:meth:`TorchBackend.generate`), batched.
+Generation runs through the core's backend in the shared batched loop
+(:func:`flame_reward.generation.generate_texts`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flame_reward.encoding import has_chat_template, prompt_string
-from flame_reward.progress import progress_bar
+from flame_reward.generation import generate_texts
 
 
 class ChatSampler:
@@ -41,21 +42,12 @@ class ChatSampler:
                  desc: str = "generating") -> list[list[str]]:
         special = not has_chat_template(self.tokenizer)
         ids = [self.tokenizer(self.prompt(t), add_special_tokens=special)["input_ids"] for t in texts]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        out: list[list[str]] = [[] for _ in texts]
+        # batch_size bounds rows per forward, and each prompt brings num_samples rows.
         per_batch = max(1, self.batch_size // max(1, num_samples))
-        bar = progress_bar(total=len(texts), desc=desc, enabled=self.progress, unit="prompt")
-        for start in range(0, len(order), per_batch):
-            chunk = order[start:start + per_batch]
-            rows = self.backend.generate([ids[i] for i in chunk], max_new_tokens=self.max_new_tokens,
-                                         temperature=self.temperature, top_p=self.top_p,
-                                         num_samples=num_samples, seed=seed + start)
-            for j, i in enumerate(chunk):
-                out[i] = [self.tokenizer.decode(r, skip_special_tokens=True).strip()
-                          for r in rows[j * num_samples:(j + 1) * num_samples]]
-            bar.update(len(chunk))
-        bar.close()
-        return out
+        out = generate_texts(self.backend, self.tokenizer, ids, batch_size=per_batch,
+                             max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                             num_samples=num_samples, seed=seed, progress=self.progress, desc=desc, unit="prompt")
+        return [[reply.strip() for reply in replies] for replies in out]
 
 
 _LEADS = re.compile(r"^\s*(?:\*\*)?\s*(?:new|modified|rewritten|similar)?\s*(?:instruction|question|prompt)\s*"

@@ -49,7 +49,8 @@ from flame_reward.selfimprove.models import Loader
 from flame_reward.selfimprove.report import write_run_report
 from flame_reward.selfimprove.sampling import clean_instruction, normalise
 from flame_reward.selfimprove.settings import LoopSettings, start_loop
-from flame_reward.selfimprove.steps import read_jsonl, write_json, write_jsonl
+from flame_reward.jsonl import read_jsonl, write_jsonl
+from flame_reward.selfimprove.steps import write_json
 from flame_reward.selfimprove.templates import Templates
 
 #: ``sampler(texts, num_samples=1, seed=0, desc=...)`` -> one list of replies per text.
@@ -298,7 +299,7 @@ def run_self_taught(cfg: SelfTaughtConfig, loader: Loader | None = None) -> dict
             tcfg = TrainConfig(out=str(d), model=cfg.judge, init_adapter=judge_adapter, max_length=cfg.max_length,
                                epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.train_batch_size,
                                learning_rate=cfg.learning_rate,
-                               lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, top_layers=cfg.top_layers,
+                               **cfg.lora_shape(),
                                seed=seed + 4, eval_every=0, save_every=50, log_every=1, threads=cfg.threads,
                                device=cfg.device, notes={"method": "self-taught", "iteration": n})
             report = train(tcfg, items, loaded=models.raw(cfg.judge))

@@ -11,10 +11,11 @@ from typing import Any, ClassVar
 
 from flame_reward.errors import InvalidInput
 from flame_reward.selfimprove.evaluation import DEFAULT_DEV_SETS
+from flame_reward.train.lora import LoraShape
 
 
 @dataclass(kw_only=True)
-class LoopSettings:
+class LoopSettings(LoraShape):
     """What every self-improving run is also configured by (one place for defaults and checks)."""
 
     iterations: int = 1
@@ -27,9 +28,6 @@ class LoopSettings:
     max_length: int = 1024
     batch_size: int = 8
     max_steps: int = -1
-    lora_r: int = 16
-    lora_alpha: int = 32
-    top_layers: int | None = None
     seed: int = 0
     threads: int | None = None
     device: str | None = None

@@ -31,21 +31,6 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
-    tmp = path.with_name(path.name + ".tmp")
-    n = 0
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 class RunDir:
     """The directory of one loop run.
 
@@ -108,4 +93,4 @@ class RunDir:
             print(text, file=sys.stderr, flush=True)
 
 
-__all__ = ["RunDir", "read_jsonl", "write_json", "write_jsonl"]
+__all__ = ["RunDir", "write_json"]

@@ -2,11 +2,10 @@
 
 When LoRA adapts only the top ``k`` decoder layers, every layer below them is frozen, so
 the input to the first adapted layer is a fixed function of the example. This trainer
-computes that input once per example (one forward pass over the data, about a third of
-one SFT epoch's cost), stores it, and then trains the top ``k`` layers on it: an epoch
-costs about ``k / L`` of a full forward and backward (``k = 2`` of SmolLM2's 30 layers:
-~15x cheaper than an SFT epoch). On this project's 2-core CPU that is the difference
-between one pass over a few hundred pairs and several passes over thousands.
+computes that input once per example (one forward pass over the data, stopped at that
+layer), stores it, and then trains the top ``k`` layers on it: an epoch costs about
+``k / L`` of a full forward and backward, which is what makes several epochs affordable on
+a CPU (docs/training.md has the measured costs).
 
 The adapter it writes is an ordinary PEFT LoRA (``layers_to_transform`` = the top ``k``),
 loaded by the normal path (``--adapter DIR``) and scored by the normal core: nothing else
@@ -34,26 +33,25 @@ from typing import Any
 
 from flame_reward.errors import InvalidInput
 from flame_reward.train.examples import LabelledExample
-from flame_reward.train.sft import DEFAULT_TARGET_MODULES, prepare_run
+from flame_reward.train.lora import LoraSettings
+from flame_reward.train.sft import prepare_run
 from flame_reward.train.targets import IGNORE, tokenize_example
 
 
 @dataclass
-class CachedConfig:
+class CachedConfig(LoraSettings):
     """Everything a cached top-layer run depends on (written into its report and model card)."""
 
     out: str
     model: str | None = None
-    top_layers: int = 2
+    #: Layers adapted, from the top; every layer below them is computed once and cached.
+    top_layers: int = field(default=2, kw_only=True)  # type: ignore[assignment]
     max_length: int = 384
     epochs: int = 4
     #: Examples per optimiser step (both orders of a pair are kept in the same step).
     batch_size: int = 16
     learning_rate: float = 5e-4
     weight_decay: float = 0.0
-    lora_r: int = 16
-    lora_alpha: int = 32
-    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
     #: Share of training pairs (by key) held out to choose the epoch whose adapter is kept.
     select_fraction: float = 0.1
     seed: int = 0
@@ -307,7 +305,7 @@ def train_cached(
     finished epoch.
     """
     import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from peft import get_peft_model, set_peft_model_state_dict
     from peft.utils import get_peft_model_state_dict
 
     run = cache_run(config, train_items, dev_sets, loaded)
@@ -315,10 +313,7 @@ def train_cached(
     fit, fit_skipped, select, dev = run.fit, run.skipped, run.select, run.dev
     cache_seconds = time.time() - started
 
-    lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-                      target_modules=list(config.target_modules), layers_to_transform=list(range(first, n_layers)),
-                      task_type="CAUSAL_LM", bias="none")
-    model = get_peft_model(base, lcfg)
+    model = get_peft_model(base, config.peft_config(n_layers))  # adapts layers first..n_layers-1
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     # Pairs stay whole within a step: the two orders' position gradients cancel, the

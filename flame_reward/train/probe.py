@@ -1,14 +1,13 @@
 """Probe-built LoRA: a verdict conditioned on each set's criteria, fitted in closed form.
 
-Why this exists. On this project's CPU, gradient LoRA (full SFT, or the cached top-layer
-trainer) learnt the answer format and then sat at a coin flip's loss on the verdict. Yet a
-linear probe on the last layer's MLP input at the verdict position *does* find a
-preference in the frozen SmolLM2-135M, set by set; fitted on HH helpful and harmless
-together it nearly vanishes, because the two sets reward opposite behaviour (compliance vs
-refusal) and a single linear readout cannot switch on the criteria (the measured
-accuracies are in docs/training.md). The preference signal is a small difference between
-the two presentation orders, which an L2 logistic regression on standardised features
-finds and small-learning-rate Adam on LoRA weights did not.
+Why this exists. Gradient LoRA (full SFT, or the cached top-layer trainer) learnt the
+answer format and then sat at a coin flip's loss on the verdict. Yet a linear probe on the
+last layer's MLP input at the verdict position *does* find a preference in the frozen
+model, per set; pooled over sets that reward opposite behaviour (compliance vs refusal)
+it falls to chance, because a single linear readout cannot switch on the criteria
+(docs/training.md has the measured accuracies). The preference signal is a small
+difference between the two presentation orders, which an L2 logistic regression on
+standardised features finds and small-learning-rate Adam on LoRA weights did not.
 
 What it builds, for each criteria group ``g`` (the distinct ``criteria`` of the training
 examples; none = the task default):
@@ -17,9 +16,9 @@ examples; none = the task default):
   MLP at the verdict position) predicting verdict ``A``, on group ``g``'s examples in both
   orders (its bias, like the detectors', rides on the near-constant coordinate below);
 - a criteria detector ``c_g``: one-vs-rest logistic regression on ``x``; LoRA has no bias,
-  so the detector's bias rides on a coordinate of ``x`` that is nearly constant (SmolLM2
-  has one at ~7.2 ± 0.05); scaled so that ``c_g·x >= 1`` on its group and ``<= -1``
-  elsewhere (the report gives the share of examples that meet it);
+  so the detector's bias rides on a coordinate of ``x`` that is nearly constant (a
+  "massive activation"; a model without one is refused); scaled so that ``c_g·x >= 1`` on
+  its group and ``<= -1`` elsewhere (the report gives the share of examples that meet it);
 - one neuron ``j_g`` of the last MLP, the least used on the data, rewritten by rank-one
   LoRA updates: gate row ``alpha·c_g``, up row ``w_g``, down column ``k·v`` with ``v`` the
   residual direction that moves ``logit(A) - logit(B)`` most through the final norm.

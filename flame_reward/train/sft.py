@@ -22,15 +22,13 @@ from typing import Any
 
 from flame_reward.errors import InvalidInput
 from flame_reward.train.examples import LabelledExample
+from flame_reward.train.lora import LoraSettings
 from flame_reward.train.targets import tokenize_example
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
 @dataclass
-class TrainConfig:
+class TrainConfig(LoraSettings):
     """Everything a training run depends on (written beside the adapter as the model card's source)."""
 
     out: str
@@ -43,13 +41,6 @@ class TrainConfig:
     grad_accum: int = 1
     learning_rate: float = 1e-3
     warmup_ratio: float = 0.03
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    #: Train LoRA on the top N transformer layers only (None: all). Back-propagation then
-    #: stops at the lowest adapted layer, which on a CPU roughly halves the step time.
-    top_layers: int | None = None
-    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
     seed: int = 0
     eval_every: int = 50
     dev_pairs: int = 64
@@ -176,7 +167,7 @@ def train(
     pass a tiny model); by default ``config.model`` is loaded.
     """
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
@@ -186,14 +177,7 @@ def train(
     if config.init_adapter:
         model = PeftModel.from_pretrained(base, config.init_adapter, is_trainable=True)
     else:
-        n_layers = base.config.num_hidden_layers
-        layers = None
-        if config.top_layers:
-            layers = list(range(max(0, n_layers - config.top_layers), n_layers))
-        lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          target_modules=list(config.target_modules), layers_to_transform=layers,
-                          task_type="CAUSAL_LM", bias="none")
-        model = get_peft_model(base, lcfg)
+        model = get_peft_model(base, config.peft_config(base.config.num_hidden_layers))
     invalid: dict[str, int] = {}
     train_ds, skipped = _dataset(tokenizer, train_items, config.max_length, invalid)
     dev_examples = [{k: v for k, v in d.example.items()} for d in dev_pairs[: config.dev_pairs]]

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from flame_reward.humaneval.examples import example_asserts, extract_examples, problem_example_asserts
+from flame_reward.humaneval.docstring_asserts import example_asserts, extract_examples, problem_example_asserts
 from flame_reward.humaneval.problems import Problem, load_problems
 
 
