@@ -36,7 +36,7 @@ import stat
 import sys
 import threading
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from io import RawIOBase
 from typing import IO, Any
@@ -781,3 +781,51 @@ def _written_row(path: str, number: int, raw: bytes) -> dict[str, Any]:
         raise DataError(f"output {path!r} line {number} is not a row written by flame-reward (no integer "
                         "'_line'); refusing to append to it")
     return record
+
+
+# --- strict files ----------------------------------------------------------------------
+# Files the package wrote or ships (data sets, run directories) are inputs to a
+# measurement, where a silently skipped row would change the figures: the first bad row
+# stops the read with a DataError naming the file and line.
+
+
+def iter_jsonl(path: str | os.PathLike[str], *, what: str = "data file") -> Iterator[dict[str, Any]]:
+    """The objects of a JSONL (gzipped or not) file, in order; the first bad row raises.
+
+    Args:
+        path: the file.
+        what: how a missing file is named in the error (e.g. ``"samples file"``).
+
+    Returns:
+        An iterator of dicts. Raises :class:`DataError` for a missing or unreadable file
+        or a row that is not a JSON object, naming the file and line.
+    """
+    if not os.path.isfile(path):
+        raise DataError(f"{what} not found: {path}")
+    for row in read_rows(os.fspath(path)):
+        if row.data is None:
+            raise DataError(f"{os.fspath(path)}: {row.error}")
+        yield row.data
+
+
+def read_jsonl(path: str | os.PathLike[str], *, what: str = "data file") -> list[dict[str, Any]]:
+    """Every object of :func:`iter_jsonl` as a list."""
+    return list(iter_jsonl(path, what=what))
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> int:
+    """Write ``rows`` as JSONL (UTF-8; gzip for a ``.gz`` name) and return how many.
+
+    The file is written beside its final name and renamed into place, so a reader (or a
+    resumed run) never sees half a file.
+    """
+    path = os.fspath(path)
+    tmp = path + ".tmp"
+    n = 0
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(tmp, "wt", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n

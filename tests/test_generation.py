@@ -42,7 +42,7 @@ def alone(backend, tokenizer, rows, max_new_tokens):
 
 @pytest.fixture(scope="module")
 def tiny_backend(tiny_loaded):
-    from flame_reward.backends import TorchBackend
+    from flame_reward.models.backends import TorchBackend
 
     return TorchBackend(tiny_loaded)
 

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from flame_reward.errors import DataError
-from flame_reward.jsonl import iter_jsonl
+from flame_reward.io import iter_jsonl
 
 __all__ = [
     "CODEGEN_DIR",

@@ -15,7 +15,7 @@ from typing import Any
 from flame_reward.errors import DataError, InvalidInput
 from flame_reward.generation import generate_texts
 from flame_reward.humaneval.problems import STOP_SEQUENCES, Problem, default_samples_path
-from flame_reward.jsonl import iter_jsonl, read_jsonl
+from flame_reward.io import iter_jsonl, read_jsonl
 
 
 def load_samples(

@@ -37,7 +37,7 @@ def cmd_humaneval(args: argparse.Namespace) -> int:
     from flame_reward.humaneval.problems import load_generated_tests, load_problems
     from flame_reward.humaneval.sandbox import host_protections
     from flame_reward.humaneval.samples import generate_samples, read_samples
-    from flame_reward.jsonl import write_jsonl
+    from flame_reward.io import write_jsonl
     from flame_reward.rerank.benchmark import run_benchmark, select_tasks
     from flame_reward.rerank.judging import VerdictCache
     from flame_reward.rerank.report import bar_chart, markdown_table, rows_of

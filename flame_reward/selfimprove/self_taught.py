@@ -49,7 +49,7 @@ from flame_reward.selfimprove.models import Loader
 from flame_reward.selfimprove.report import write_run_report
 from flame_reward.selfimprove.sampling import clean_instruction, normalise
 from flame_reward.selfimprove.settings import LoopSettings, start_loop
-from flame_reward.jsonl import read_jsonl, write_jsonl
+from flame_reward.io import read_jsonl, write_jsonl
 from flame_reward.selfimprove.steps import write_json
 from flame_reward.selfimprove.templates import Templates
 
