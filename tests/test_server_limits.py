@@ -9,6 +9,7 @@ every assertion is a count of judged examples, never a timing.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -17,6 +18,7 @@ import pytest
 from flame_reward.client import RewardClient, ServerError
 from flame_reward.errors import InvalidInput
 from flame_reward.results import ItemError, Verdict
+from flame_reward.server.batcher import FIRST_PIECE, TEMPLATE_CHARS
 from flame_reward.server.wire import METHODS, example_to_pair, pb
 from tests.server_helpers import (
     WAIT, GatedJudge, StepJudge, close, pair_items, running_server, varied_judge, wait_until,
@@ -107,7 +109,7 @@ def test_a_rank_reserves_its_whole_tournament_in_the_queue(judge):
 # -- pieces, deadlines, cancellation ------------------------------------------------------
 def test_a_rank_past_its_deadline_stops_between_pieces(judge):
     stepper = StepJudge(judge)
-    with running_server(stepper, max_batch_size=4, max_wait_ms=0) as (server, port):
+    with running_server(stepper, max_batch_size=4, max_wait_ms=0, max_batch_seconds=0) as (server, port):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             call = _stub(channel, "Rank").future(
                 pb.RankRequest(prompt="rank-deadline", candidates=_candidates(20)), timeout=3.0)  # 190 pairs
@@ -128,7 +130,7 @@ def test_a_rank_past_its_deadline_stops_between_pieces(judge):
 
 def test_a_cancelled_swiss_rank_runs_no_later_round(judge):
     stepper = StepJudge(judge)
-    with running_server(stepper, max_wait_ms=0) as (server, port):
+    with running_server(stepper, max_wait_ms=0, max_batch_seconds=0) as (server, port):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             call = _stub(channel, "Rank").future(
                 pb.RankRequest(prompt="rank-swiss", candidates=_candidates(16), strategy="swiss"), timeout=WAIT)
@@ -146,7 +148,7 @@ def test_a_cancelled_swiss_rank_runs_no_later_round(judge):
 def test_a_cancelled_compare_is_dropped_between_pieces(judge):
     stepper = StepJudge(judge)
     pairs = [dict(p, prompt="cancel-me") for p in pair_items(12)]
-    with running_server(stepper, max_batch_size=3, max_wait_ms=0) as (server, port):
+    with running_server(stepper, max_batch_size=3, max_wait_ms=0, max_batch_seconds=0) as (server, port):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             call = _stub(channel, "Compare").future(
                 pb.CompareRequest(pairs=[example_to_pair(p) for p in pairs]), timeout=WAIT)
@@ -165,7 +167,7 @@ def test_a_large_request_shares_the_worker_piece_by_piece(judge):
     core, not after the whole large request."""
     stepper = StepJudge(judge)
     big = [dict(p, prompt="big") for p in pair_items(20)]
-    with running_server(stepper, max_batch_size=4, max_wait_ms=0) as (server, port):
+    with running_server(stepper, max_batch_size=4, max_wait_ms=0, max_batch_seconds=0) as (server, port):
         with RewardClient(f"127.0.0.1:{port}", timeout=WAIT, retries=0) as c, ThreadPoolExecutor(2) as pool:
             large = pool.submit(c.judge, "pairwise", big)
             stepper.wait_calls(1)  # piece 1 of 5 in the core
@@ -185,15 +187,43 @@ def test_pieces_are_bounded_in_characters(judge):
     stepper = StepJudge(judge)
     stepper.gate.set()
     items = [{"prompt": "chars", "response_a": "x " * 1500, "response_b": "y"} for _ in range(6)]
-    with running_server(stepper, max_batch_size=32, max_batch_chars=7000, max_wait_ms=0) as (_, port):
+    with running_server(stepper, max_batch_size=32, max_batch_chars=7000, max_wait_ms=0,
+                        max_batch_seconds=0) as (_, port):
         with RewardClient(f"127.0.0.1:{port}", timeout=WAIT, retries=0) as c:
             assert all(isinstance(v, Verdict) for v in c.judge("pairwise", items))
     assert [len(examples) for _, examples in stepper.calls] == [2, 2, 2]  # 3,006 characters each
 
 
+class SlowJudge(GatedJudge):
+    """Takes at least ``seconds`` per example (a lower bound: a slower machine only adds)."""
+
+    def __init__(self, inner, seconds: float) -> None:
+        super().__init__(inner)
+        self.gate.set()
+        self.seconds = seconds
+
+    def judge(self, task, examples, on_error="raise", **kwargs):
+        time.sleep(self.seconds * len(examples))
+        return super().judge(task, examples, on_error=on_error, **kwargs)
+
+
+def test_pieces_follow_the_cores_pace(judge):
+    """Pieces hold what the measured pace says fits in max_batch_seconds: at 0.1 s or more
+    per judgment and 0.25 s per piece, at most 2 judgments after the first piece (4, the
+    most before the pace is known)."""
+    slow = SlowJudge(judge, 0.1)
+    items = [{"prompt": "pace", "response_a": "a", "response_b": "b"}] * 12
+    with running_server(slow, max_batch_size=32, max_wait_ms=0, max_batch_seconds=0.25) as (server, port):
+        with RewardClient(f"127.0.0.1:{port}", timeout=WAIT, retries=0) as c:
+            assert all(isinstance(v, Verdict) for v in c.judge("pairwise", items))
+        assert server.servicer.batcher.pace >= 0.1 / (len("pace") + 2 + TEMPLATE_CHARS)
+    sizes = [len(examples) for _, examples in slow.calls]
+    assert sizes[0] == FIRST_PIECE and max(sizes[1:]) <= 2 and sum(sizes) == 12, sizes
+
+
 def test_stopping_a_server_drops_unjudged_work_and_stops_the_worker(judge):
     stepper = StepJudge(judge)
-    with running_server(stepper, max_batch_size=4, max_wait_ms=0) as (server, port):
+    with running_server(stepper, max_batch_size=4, max_wait_ms=0, max_batch_seconds=0) as (server, port):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             call = _stub(channel, "Rank").future(
                 pb.RankRequest(prompt="rank-stop", candidates=_candidates(20)), timeout=WAIT)

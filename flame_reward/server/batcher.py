@@ -13,11 +13,14 @@ is one judgment; the core scores it in both presentation orders).
   later rounds are counted from the start.
 * **Pieces.** The worker takes the oldest queued job, waits until ``max_batch_size``
   judgments are queued or ``max_wait_ms`` have passed since that job arrived, then takes
-  at most ``max_batch_size`` judgments and ``max_batch_chars`` characters across the
-  queued jobs (always at least one judgment) and calls the judge's
-  ``judge(task, examples, on_error="return")`` once per task type. A larger job is
-  judged piece by piece and goes to the back of the queue after each piece, so other
-  requests are served between its pieces.
+  a piece across the queued jobs: at most ``max_batch_size`` judgments,
+  ``max_batch_chars`` characters, and what the recent pace of the core says fits in
+  ``max_batch_seconds`` (always at least one judgment; at most :data:`FIRST_PIECE` until
+  the pace is known). It
+  calls the judge's ``judge(task, examples, on_error="return")`` once per task type. A
+  larger job is judged piece by piece and goes to the back of the queue after each
+  piece, so other requests are served between its pieces, and a job that is dropped
+  frees the worker after at most the piece in the core.
 * **Stopping.** Before each piece a job is dropped, never judged further, when its
   deadline has passed, its future was cancelled (the RPC's end cancels it), or its
   ``alive()`` check (the RPC's ``is_active``) says the caller is gone. A job's future
@@ -54,6 +57,15 @@ class DeadlineExpired(FlameRewardError):
 
 class Closed(FlameRewardError):
     """The batcher is shutting down and accepts no more work."""
+
+
+#: What the task template adds to an item's own text (the FLAMe instruction and the chat
+#: template, about 150 tokens), in characters: part of an item's weight in the pace.
+TEMPLATE_CHARS = 512
+#: Weight of the newest call in the pace (an exponential moving average).
+PACE_SMOOTHING = 0.5
+#: Judgments in a piece before the first call has measured the pace.
+FIRST_PIECE = 4
 
 
 def example_chars(example: Any) -> int:
@@ -192,6 +204,7 @@ class MicroBatcher:
         max_wait_ms: float = 5.0,
         max_queue: int = 1024,
         max_batch_chars: int = 65536,
+        max_batch_seconds: float | None = 1.0,
         metrics: Metrics | None = None,
     ) -> None:
         if max_batch_size < 1:
@@ -205,6 +218,10 @@ class MicroBatcher:
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.max_queue = max_queue
         self.max_batch_chars = max_batch_chars
+        self.max_batch_seconds = max_batch_seconds if max_batch_seconds and max_batch_seconds > 0 else None
+        #: Seconds per weighted character (its characters plus TEMPLATE_CHARS per judgment)
+        #: of recent core calls; None until the first call.
+        self.pace: float | None = None
         self.metrics = metrics or Metrics()
         self._queue: collections.deque[Job] = collections.deque()
         self._reserved = 0  # judgments admitted and not yet handed to the core
@@ -333,7 +350,14 @@ class MicroBatcher:
             pieces: list[tuple[Job, int, int]] = []
             stopped: list[tuple[Job, str]] = []
             size = chars = 0
-            while self._queue and size < self.max_batch_size:
+            weight_budget = None  # in weighted characters, from the pace
+            limit = self.max_batch_size
+            if self.max_batch_seconds is not None:
+                if self.pace:
+                    weight_budget = self.max_batch_seconds / self.pace
+                else:
+                    limit = min(limit, FIRST_PIECE)
+            while self._queue and size < limit:
                 job = self._queue[0]
                 reason = job.stop_reason(now)
                 if reason is not None:
@@ -343,14 +367,16 @@ class MicroBatcher:
                     stopped.append((job, reason))
                     continue
                 take = c = 0
-                while job.cursor + take < job.size and size + take < self.max_batch_size:
-                    weight = job.chars[job.cursor + take]
-                    if size + take > 0 and chars + c + weight > self.max_batch_chars:
+                while job.cursor + take < job.size and size + take < limit:
+                    n = job.chars[job.cursor + take]
+                    if size + take > 0 and (chars + c + n > self.max_batch_chars or (
+                            weight_budget is not None
+                            and chars + c + n + TEMPLATE_CHARS * (size + take + 1) > weight_budget)):
                         break
                     take += 1
-                    c += weight
+                    c += n
                 if take == 0:
-                    break  # the piece's character budget is spent
+                    break  # the piece's budget is spent
                 self._queue.popleft()  # back of the queue after this piece, if work is left
                 pieces.append((job, job.cursor, job.cursor + take))
                 if not job.started:
@@ -443,6 +469,9 @@ class MicroBatcher:
             event("batch_failed", level=40, task=task, request_id=job.request_id, error=repr(exc))
             return
         seconds = time.perf_counter() - started
+        weight = sum(job.chars[i] for job, start, end in pieces for i in range(start, end))
+        observed = seconds / (weight + TEMPLATE_CHARS * len(examples))
+        self.pace = observed if self.pace is None else PACE_SMOOTHING * observed + (1 - PACE_SMOOTHING) * self.pace
         self.metrics.inc("batches_total", task=task)
         self.metrics.inc("items_total", len(examples), task=task)
         self.metrics.observe("batch_items", len(examples), BATCH_BUCKETS)
@@ -463,4 +492,5 @@ class MicroBatcher:
               max_queue_ms=round(max(j.started - j.enqueued for j, _, _ in pieces) * 1000, 2))
 
 
-__all__ = ["Closed", "DeadlineExpired", "Job", "MicroBatcher", "QueueFull", "Reservation", "example_chars"]
+__all__ = ["Closed", "DeadlineExpired", "FIRST_PIECE", "Job", "MicroBatcher", "QueueFull", "Reservation",
+           "TEMPLATE_CHARS", "example_chars"]

@@ -43,6 +43,10 @@ def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     g.add_argument("--max-batch-chars", type=int, default=65536,
                    help="characters per call into the scoring core, so long inputs are judged in small pieces "
                         "between which deadlines and cancellations are checked (default 65536)")
+    g.add_argument("--max-batch-seconds", type=float, default=1.0,
+                   help="about how long one call into the scoring core may take, from its recent pace (default 1; "
+                        "0: no bound): large requests are judged in pieces of this size, between which other "
+                        "requests are served and deadlines and cancellations are checked")
     g.add_argument("--max-message-mb", type=float, default=16.0, help="largest request or response (default 16 MiB)")
     g.add_argument("--max-concurrent-rpcs", type=int, default=256, help="RPCs in progress at once (default 256)")
     g.add_argument("--max-connection-age-s", type=float, default=None,
@@ -83,6 +87,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise InvalidInput("--" + name.replace("_", "-"), f"must be >= 1, got {value}")
+    if not args.max_batch_seconds >= 0:
+        raise InvalidInput("--max-batch-seconds", f"must be >= 0, got {args.max_batch_seconds}")
     if not args.max_message_mb > 0:
         raise InvalidInput("--max-message-mb", f"must be > 0, got {args.max_message_mb}")
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -109,7 +115,8 @@ def _serve(args: argparse.Namespace, tokens: list[str]) -> int:
     server, port = create_server(
         f"{host}:{args.port}", None, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue, max_items=args.max_items, max_field_chars=args.max_field_chars,
-        max_batch_chars=args.max_batch_chars, max_message_bytes=int(args.max_message_mb * 2**20),
+        max_batch_chars=args.max_batch_chars, max_batch_seconds=args.max_batch_seconds or None,
+        max_message_bytes=int(args.max_message_mb * 2**20),
         max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, token=tokens or None,
         max_connection_age_s=args.max_connection_age_s,

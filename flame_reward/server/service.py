@@ -135,8 +135,9 @@ class RewardServicer:
 
     ``max_items``: judgments per request (also bounded by ``max_queue``);
     ``max_field_chars``: characters per field before tokenizing (``None``:
-    :data:`FIELD_CHARS_PER_TOKEN` times the judge's ``max_length``); ``max_batch_chars``:
-    characters per call into the core (see :class:`MicroBatcher`).
+    :data:`FIELD_CHARS_PER_TOKEN` times the judge's ``max_length``); ``max_batch_chars``
+    and ``max_batch_seconds``: characters and (estimated) seconds per call into the core
+    (see :class:`MicroBatcher`).
     """
 
     def __init__(
@@ -151,6 +152,7 @@ class RewardServicer:
         max_stream_inflight: int = 64,
         max_field_chars: int | None = None,
         max_batch_chars: int = 65536,
+        max_batch_seconds: float | None = 1.0,
         metrics: Metrics | None = None,
         health_servicer: health.HealthServicer | None = None,
     ) -> None:
@@ -165,6 +167,7 @@ class RewardServicer:
         self.max_rank_candidates = max_rank_candidates
         self.max_stream_inflight = max_stream_inflight
         self.max_batch_chars = max_batch_chars
+        self.max_batch_seconds = max_batch_seconds
         self._field_chars = max_field_chars
         self.metrics = metrics or Metrics()
         self.health = health_servicer
@@ -206,7 +209,7 @@ class RewardServicer:
         self.model_name = str(getattr(judge, "model_name", "") or "")
         self.batcher = MicroBatcher(judge, max_batch_size=self.max_batch_size, max_wait_ms=self.max_wait_ms,
                                     max_queue=self.max_queue, max_batch_chars=self.max_batch_chars,
-                                    metrics=self.metrics)
+                                    max_batch_seconds=self.max_batch_seconds, metrics=self.metrics)
         if old is not None:
             old.close(30)
         if self.health is not None:
@@ -782,6 +785,7 @@ def create_server(
     max_rank_candidates: int = 64,
     max_field_chars: int | None = None,
     max_batch_chars: int = 65536,
+    max_batch_seconds: float | None = 1.0,
     max_message_bytes: int = 16 * 1024 * 1024,
     max_concurrent_rpcs: int = 256,
     tls_cert: str | Path | bytes | None = None,
@@ -797,8 +801,9 @@ def create_server(
     ``judge``: an :class:`~flame_reward.autorater.Autorater` (or any object with
     ``judge(task, examples, on_error=...)``); ``None`` starts NOT_SERVING until
     ``server.set_judge(...)`` (load the model after the port is open, so health checks
-    see it loading). ``max_batch_size`` judgments and ``max_batch_chars`` characters per
-    call into the core, gathered for up to ``max_wait_ms``; ``max_queue`` judgments
+    see it loading). ``max_batch_size`` judgments, ``max_batch_chars`` characters and
+    about ``max_batch_seconds`` (from the core's recent pace; ``None`` or 0: no time
+    bound) per call into the core, gathered for up to ``max_wait_ms``; ``max_queue`` judgments
     admitted and not yet judged before RESOURCE_EXHAUSTED; ``max_items`` judgments per
     request (a Rank counts its tournament's pairs). ``max_field_chars``: a longer field is
     cut to it before tokenizing when the task may truncate it, refused (an item error
@@ -815,7 +820,8 @@ def create_server(
     health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
     servicer = RewardServicer(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
                               max_items=max_items, max_rank_candidates=max_rank_candidates,
-                              max_field_chars=max_field_chars, max_batch_chars=max_batch_chars, metrics=metrics,
+                              max_field_chars=max_field_chars, max_batch_chars=max_batch_chars,
+                              max_batch_seconds=max_batch_seconds, metrics=metrics,
                               health_servicer=health_servicer)
     interceptors = [BearerTokenInterceptor(token, metrics)] if token else []
     options = [
