@@ -102,7 +102,7 @@ def test_a_rank_reserves_its_whole_tournament_in_the_queue(judge):
             assert isinstance(first.result(WAIT), Verdict)
             assert sorted(ranked.result(WAIT).order) == list(range(10))
             assert all(isinstance(v, Verdict) for v in fits.result(WAIT))
-        wait_until(lambda: batcher.pending_items == 0, what="the reservation to be given back")
+        wait_until(lambda: batcher.idle, what="the reservation to be given back")
         assert server.metrics.value("rejected_total", reason="queue_full") == 1
 
 
@@ -122,7 +122,7 @@ def test_a_rank_past_its_deadline_stops_between_pieces(judge):
             stepper.gate.set()  # from now on every call runs at once
         with RewardClient(f"127.0.0.1:{port}", timeout=WAIT, retries=0) as c:
             assert close(c.compare("after", "a", "b"), judge.compare("after", "a", "b"))
-        wait_until(lambda: server.servicer.batcher.pending_items == 0, what="an idle queue")
+        wait_until(lambda: server.servicer.batcher.idle, what="an idle worker")
         assert all(len(examples) <= 4 for _, examples in stepper.calls)  # pieces of max_batch_size
         assert stepper.judged("prompt", "rank-deadline") == 8  # 2 pieces of 190 pairs; the rest dropped
         assert server.metrics.value("dropped_total", reason="deadline") == 1
@@ -138,7 +138,7 @@ def test_a_cancelled_swiss_rank_runs_no_later_round(judge):
             assert call.cancel()
             wait_until(lambda: server.metrics.value("requests_total", method="Rank") == 1, what="the Rank to end")
             stepper.gate.set()
-            wait_until(lambda: server.servicer.batcher.pending_items == 0, what="an idle queue")
+            wait_until(lambda: server.servicer.batcher.idle, what="an idle worker")
         with RewardClient(f"127.0.0.1:{port}", timeout=WAIT, retries=0) as c:
             assert isinstance(c.compare("after", "a", "b"), Verdict)
         assert stepper.judged("prompt", "rank-swiss") == 8  # of 4 rounds x 8 pairs: round 1 only
@@ -156,8 +156,10 @@ def test_a_cancelled_compare_is_dropped_between_pieces(judge):
             assert call.cancel()
             wait_until(lambda: server.metrics.value("requests_total", method="Compare") == 1,
                        what="the Compare to end")
+            # its 9 unjudged pairs leave the queue at once, while its piece is still in the core
+            wait_until(lambda: server.servicer.batcher.pending_items == 0, what="the room to be given back")
             stepper.gate.set()
-            wait_until(lambda: server.servicer.batcher.pending_items == 0, what="an idle queue")
+            wait_until(lambda: server.servicer.batcher.idle, what="an idle worker")
         assert stepper.judged("prompt", "cancel-me") == 3  # the piece in the core when cancelled
         assert server.metrics.value("dropped_total", reason="cancelled") == 1
 

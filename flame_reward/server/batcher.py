@@ -171,26 +171,19 @@ class Job:
         return None
 
 
-class _Trimmer:
-    """Hands freed heap memory back to the OS (glibc ``malloc_trim``) after bursts of work,
-    so a burst of large inputs does not leave resident memory high. A no-op elsewhere."""
+def _malloc_trim() -> Callable[[], Any]:
+    """glibc's ``malloc_trim(0)``: hands freed heap pages back to the OS, so a burst of
+    large inputs does not leave resident memory high (a no-op without glibc)."""
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        fn.argtypes = [ctypes.c_size_t]
+        return lambda: fn(0)
+    except (OSError, AttributeError):
+        return lambda: None
 
-    def __init__(self, min_interval: float = 1.0) -> None:
-        self.min_interval = min_interval
-        self._last = 0.0
-        self._fn: Any = None
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            self._fn = libc.malloc_trim
-            self._fn.argtypes = [ctypes.c_size_t]
-        except (OSError, AttributeError):
-            self._fn = None
 
-    def __call__(self) -> None:
-        now = time.monotonic()
-        if self._fn is not None and now - self._last >= self.min_interval:
-            self._last = now
-            self._fn(0)
+#: After this many idle seconds following work, the worker returns freed memory to the OS.
+IDLE_TRIM_SECONDS = 0.5
 
 
 class MicroBatcher:
@@ -228,7 +221,9 @@ class MicroBatcher:
         self._queued = 0  # judgments in queued jobs not yet handed to the core
         self._cond = threading.Condition()
         self._closed = False
-        self._trim = _Trimmer()
+        self._busy = False  # a piece is in the core
+        self._worked = False  # work was done since the last trim
+        self._trim = _malloc_trim()
         self._worker = threading.Thread(target=self._run, name="flame-reward-batcher", daemon=True)
         self._worker.start()
 
@@ -241,6 +236,12 @@ class MicroBatcher:
     @property
     def running(self) -> bool:
         return self._worker.is_alive()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing admitted, queued or in the core."""
+        with self._cond:
+            return not self._queue and not self._busy and self._reserved == 0
 
     def reserve(
         self,
@@ -324,7 +325,32 @@ class MicroBatcher:
             self._queue.append(job)
             self._queued += n
             self._cond.notify_all()
+        job.future.add_done_callback(lambda f: self._on_cancel(job, f))
         return job.future
+
+    def _release_rest(self, job: Job) -> None:
+        """Give back the judgments of ``job`` not yet handed to the core (lock held)."""
+        self._queued -= job.remaining
+        self._reserved -= job.remaining
+        job.cursor = job.size
+        self._cond.notify_all()
+
+    def _on_cancel(self, job: Job, future: Future) -> None:
+        """A cancelled job gives its room back at once, not when the worker reaches it."""
+        if not future.cancelled():
+            return
+        with self._cond:
+            if not job.remaining:
+                return
+            try:
+                self._queue.remove(job)
+            except ValueError:
+                queued = False  # in the core now: the worker drops it after this piece
+            else:
+                queued = True
+            self._release_rest(job)
+        if queued:
+            self._drop(job, job.stop_reason(time.monotonic()) or "cancelled")
 
     def _unreserve(self, reservation: Reservation) -> None:
         with self._cond:
@@ -334,12 +360,18 @@ class MicroBatcher:
 
     # -- the worker -----------------------------------------------------------------------
     def _take(self) -> tuple[list[tuple[Job, int, int]], list[tuple[Job, str]]] | None:
-        """The next pieces to judge, ``(job, start, end)``, and the jobs to drop."""
+        """The next pieces to judge, ``(job, start, end)``, and the jobs to drop (both
+        empty: the worker has been idle a while after work, time to trim memory)."""
         with self._cond:
             while not self._queue:
                 if self._closed:
                     return None
-                self._cond.wait()
+                if self._worked:
+                    if not self._cond.wait(IDLE_TRIM_SECONDS) and not self._queue:
+                        self._worked = False
+                        return [], []
+                else:
+                    self._cond.wait()
             first = self._queue[0]
             while self._queued < self.max_batch_size and not self._closed:
                 remaining = first.enqueued + self.max_wait - time.monotonic()
@@ -362,8 +394,7 @@ class MicroBatcher:
                 reason = job.stop_reason(now)
                 if reason is not None:
                     self._queue.popleft()
-                    self._queued -= job.remaining
-                    self._reserved -= job.remaining
+                    self._release_rest(job)
                     stopped.append((job, reason))
                     continue
                 take = c = 0
@@ -389,6 +420,8 @@ class MicroBatcher:
                 self._reserved -= take
                 if job.remaining:
                     break  # the budget is spent
+            self._busy = bool(pieces)
+            self._worked = True
             self._cond.notify_all()  # room for blocked producers
             return pieces, stopped
 
@@ -398,6 +431,9 @@ class MicroBatcher:
             if taken is None:
                 return
             pieces, stopped = taken
+            if not pieces and not stopped:
+                self._trim()
+                continue
             for job, reason in stopped:
                 self._drop(job, reason)
             try:
@@ -413,9 +449,7 @@ class MicroBatcher:
                     self._fail(job, exc)
                 event("worker_error", level=40, error=repr(exc))
             with self._cond:
-                idle = not self._queue
-            if idle and pieces:
-                self._trim()
+                self._busy = False
 
     def _after_piece(self, job: Job) -> None:
         if job.failed:
@@ -429,9 +463,7 @@ class MicroBatcher:
                 self._queue.append(job)
                 self._cond.notify_all()
                 return
-            self._queued -= job.remaining
-            self._reserved -= job.remaining
-            self._cond.notify_all()
+            self._release_rest(job)
         self._drop(job, reason)
 
     def _drop(self, job: Job, reason: str) -> None:
@@ -447,9 +479,7 @@ class MicroBatcher:
             return
         job.failed = True
         with self._cond:
-            self._reserved -= job.remaining
-            job.cursor = job.size
-            self._cond.notify_all()
+            self._release_rest(job)
         _settle(job.future, exc=exc)
 
     def _judge(self, task: str, pieces: list[tuple[Job, int, int]]) -> None:
