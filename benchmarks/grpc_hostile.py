@@ -4,7 +4,8 @@ resident memory come back? Each scenario gets a fresh ``flame-reward serve`` sub
 spoil the next and the server's own RSS is read from ``/proc/<pid>/status``.
 
     python benchmarks/grpc_hostile.py                       # every scenario, this checkout
-    PYTHONPATH=/path/to/other/checkout python benchmarks/grpc_hostile.py --label before
+    cd /other/checkout && python /this/checkout/benchmarks/grpc_hostile.py --label before
+                                # the server runs the code of the working directory
 
 Scenarios (``--scenarios``):
 
@@ -18,8 +19,6 @@ Scenarios (``--scenarios``):
 * ``swiss_cancel``: a Swiss Rank of 32 candidates (5 rounds of 16 pairs) cancelled 1 s
   after it starts: how many judgments the server still runs afterwards (from its
   ``items_total`` metric).
-* ``labels``: 20 Score requests of 100 classification items, each item with a new label
-  set: the server's RSS before and after (and after a normal Compare).
 
 Writes ``--out``/grpc_hostile_<label>.json and prints one line per figure. Figures depend
 on the machine and what else runs on it: the load average is recorded.
@@ -207,22 +206,8 @@ def scenario_swiss_cancel(args: argparse.Namespace, server: Server) -> dict[str,
             "judged_in_total": last - judged_before}
 
 
-def scenario_labels(args: argparse.Namespace, server: Server) -> dict[str, Any]:
-    idle = baseline(server, args.timeout)
-    before = server.rss()
-    with _client(server.target, args.timeout) as c:
-        for r in range(20):
-            items = [{"prompt": "Which label fits?", "response": "It fits.", "labels": [f"a{r}x{i}", f"b{r}x{i}"]}
-                     for i in range(100)]
-            c.judge("classification", items)
-    after = server.rss()
-    after_s, _ = compare_time(server.target, args.timeout)
-    return {"idle_compare_s": idle, "label_sets": 2000, "rss_before_mb": before, "rss_after_mb": after,
-            "next_compare_s": after_s}
-
-
 SCENARIOS = {"rank32": scenario_rank32, "rank64": scenario_rank64, "field15mb": scenario_field15mb,
-             "swiss_cancel": scenario_swiss_cancel, "labels": scenario_labels}
+             "swiss_cancel": scenario_swiss_cancel}
 
 
 def main() -> int:

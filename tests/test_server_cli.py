@@ -29,8 +29,9 @@ def test_serve_is_registered_and_checks_arguments(capsys, tmp_path):
     assert "--max-queue" in capsys.readouterr().err
     assert main(["serve", "--token-file", str(tmp_path / "missing")]) == 2
     assert "--token-file" in capsys.readouterr().err
-    assert main(["serve", "--max-field-chars", "0"]) == 2
-    assert "--max-field-chars" in capsys.readouterr().err
+    for flag in ("--max-field-chars", "--max-batch-chars", "--max-inflight-mb", "--max-batch-seconds"):
+        assert main(["serve", flag, "0" if flag != "--max-batch-seconds" else "-1"]) == 2
+        assert flag in capsys.readouterr().err
     # A refused start leaves no log handler behind on capsys' stream (closed after this test).
     from flame_reward.server.observability import log
 

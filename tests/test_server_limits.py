@@ -291,6 +291,24 @@ def test_oversized_message_is_resource_exhausted_naming_the_limit(judge):
             assert isinstance(c.compare("p", "a", "b"), Verdict)
 
 
+def test_requests_in_progress_are_bounded_in_bytes(judge):
+    gated = GatedJudge(judge)
+    big = "lorem ipsum " * 20_000  # 240 kB
+    with running_server(gated, max_inflight_bytes=300_000, max_wait_ms=0) as (server, port):
+        with RewardClient(f"127.0.0.1:{port}", timeout=WAIT, retries=0) as c, ThreadPoolExecutor(2) as pool:
+            first = pool.submit(c.compare, "first", big, "b")
+            assert gated.entered.wait(WAIT)  # its 240 kB are held while it is judged
+            with pytest.raises(ServerError) as err:
+                c.compare("second", big, "b")
+            assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert err.value.details.startswith("request: ") and "in progress" in err.value.details
+            small = pool.submit(c.compare, "small", "a", "b")  # a few bytes still fit
+            gated.gate.set()
+            assert isinstance(first.result(WAIT), Verdict) and isinstance(small.result(WAIT), Verdict)
+        assert server.servicer.inflight.used == 0
+        assert server.metrics.value("rejected_total", reason="inflight_bytes") == 1
+
+
 # -- caches -------------------------------------------------------------------------------
 def test_new_label_sets_do_not_grow_the_label_cache(tokenizer):
     from flame_reward.scoring import LABEL_CACHE_SIZE

@@ -48,6 +48,9 @@ def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
                         "0: no bound): large requests are judged in pieces of this size, between which other "
                         "requests are served and deadlines and cancellations are checked")
     g.add_argument("--max-message-mb", type=float, default=16.0, help="largest request or response (default 16 MiB)")
+    g.add_argument("--max-inflight-mb", type=float, default=256.0,
+                   help="requests in progress at once, in MiB: beyond it new requests get RESOURCE_EXHAUSTED "
+                        "before they are parsed, which bounds memory (default 256)")
     g.add_argument("--max-concurrent-rpcs", type=int, default=256, help="RPCs in progress at once (default 256)")
     g.add_argument("--max-connection-age-s", type=float, default=None,
                    help="close client connections after this many seconds so clients re-resolve DNS "
@@ -89,8 +92,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise InvalidInput("--" + name.replace("_", "-"), f"must be >= 1, got {value}")
     if not args.max_batch_seconds >= 0:
         raise InvalidInput("--max-batch-seconds", f"must be >= 0, got {args.max_batch_seconds}")
-    if not args.max_message_mb > 0:
-        raise InvalidInput("--max-message-mb", f"must be > 0, got {args.max_message_mb}")
+    for name in ("max_message_mb", "max_inflight_mb"):
+        if not getattr(args, name) > 0:
+            raise InvalidInput("--" + name.replace("_", "-"), f"must be > 0, got {getattr(args, name)}")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidInput("--tls-cert" if args.tls_cert is None else "--tls-key",
                            "TLS needs both --tls-cert and --tls-key")
@@ -116,7 +120,7 @@ def _serve(args: argparse.Namespace, tokens: list[str]) -> int:
         f"{host}:{args.port}", None, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue, max_items=args.max_items, max_field_chars=args.max_field_chars,
         max_batch_chars=args.max_batch_chars, max_batch_seconds=args.max_batch_seconds or None,
-        max_message_bytes=int(args.max_message_mb * 2**20),
+        max_message_bytes=int(args.max_message_mb * 2**20), max_inflight_bytes=int(args.max_inflight_mb * 2**20),
         max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, token=tokens or None,
         max_connection_age_s=args.max_connection_age_s,

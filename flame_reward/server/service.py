@@ -129,6 +129,31 @@ class _Prepared:
         return out
 
 
+class _ByteBudget:
+    """Bytes of requests being handled at once: parsing a request copies it several times
+    over (protobuf, then Python strings), so a crowd of large requests is refused here
+    (RESOURCE_EXHAUSTED) before any copy is made, and resident memory stays bounded."""
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
+        self.limit = limit
+        self.used = 0
+        self._metrics = metrics
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> None:
+        with self._lock:
+            if self.used and self.used + n > self.limit:
+                self._metrics.inc("rejected_total", reason="inflight_bytes")
+                raise _Status(StatusCode.RESOURCE_EXHAUSTED,
+                              f"request: {n} bytes would exceed the server's {self.limit // 2**20} MiB of requests "
+                              f"in progress ({self.used} bytes now); retry later")
+            self.used += n
+
+    def give(self, n: int) -> None:
+        with self._lock:
+            self.used -= n
+
+
 # -- the servicer --------------------------------------------------------------------------
 class RewardServicer:
     """Implements ``flame_reward.v1.RewardService`` over one judge (see the module docstring).
@@ -153,6 +178,7 @@ class RewardServicer:
         max_field_chars: int | None = None,
         max_batch_chars: int = 65536,
         max_batch_seconds: float | None = 1.0,
+        max_inflight_bytes: int = 256 * 2**20,
         metrics: Metrics | None = None,
         health_servicer: health.HealthServicer | None = None,
     ) -> None:
@@ -170,6 +196,7 @@ class RewardServicer:
         self.max_batch_seconds = max_batch_seconds
         self._field_chars = max_field_chars
         self.metrics = metrics or Metrics()
+        self.inflight = _ByteBudget(max_inflight_bytes, self.metrics)
         self.health = health_servicer
         self.batcher: MicroBatcher | None = None
         self.judge: Any = None
@@ -460,13 +487,19 @@ class RewardServicer:
             try:
                 for raw in requests:
                     started = time.perf_counter()
-                    request = _parse(METHODS["ScoreStream"], raw)
-                    if not request.request_id:
-                        request.request_id = uuid.uuid4().hex[:12]
-                    task = self._task(request.task, "pointwise")
-                    self._count(len(request.items), "items")
-                    defaults = wire.options_to_dict(request.options)
-                    prepared = self._prepare(task, [wire.item_to_example(item, defaults) for item in request.items])
+                    self.inflight.take(len(raw))
+                    try:  # parsed and cut, a request holds at most its capped fields
+                        request = _parse(METHODS["ScoreStream"], raw)
+                        if not request.request_id:
+                            request.request_id = uuid.uuid4().hex[:12]
+                        task = self._task(request.task, "pointwise")
+                        self._count(len(request.items), "items")
+                        defaults = wire.options_to_dict(request.options)
+                        prepared = self._prepare(task, [wire.item_to_example(item, defaults)
+                                                        for item in request.items])
+                    finally:
+                        self.inflight.give(len(raw))
+                    del raw
                     batcher = self._ready()
                     while not room.acquire(timeout=0.5):
                         if not context.is_active():
@@ -579,7 +612,10 @@ def _unary_handler(servicer: RewardServicer, method: wire.Method) -> grpc.RpcMet
     def handle(raw: bytes, context: grpc.ServicerContext) -> Any:
         started = time.perf_counter()
         code, request_id, items, message = StatusCode.OK, "", 0, ""
+        taken = 0
         try:
+            servicer.inflight.take(len(raw))
+            taken = len(raw)
             request = _parse(method, raw)
             if hasattr(request, "request_id"):
                 if not request.request_id:
@@ -594,6 +630,7 @@ def _unary_handler(servicer: RewardServicer, method: wire.Method) -> grpc.RpcMet
             code, message = status.code, status.message
             context.abort(status.code, status.message)
         finally:
+            servicer.inflight.give(taken)
             seconds = time.perf_counter() - started
             metrics.inc("requests_total", method=method.name, code=code.name)
             metrics.observe("rpc_latency_seconds", seconds, method=method.name)
@@ -787,6 +824,7 @@ def create_server(
     max_batch_chars: int = 65536,
     max_batch_seconds: float | None = 1.0,
     max_message_bytes: int = 16 * 1024 * 1024,
+    max_inflight_bytes: int = 256 * 1024 * 1024,
     max_concurrent_rpcs: int = 256,
     tls_cert: str | Path | bytes | None = None,
     tls_key: str | Path | bytes | None = None,
@@ -808,7 +846,9 @@ def create_server(
     request (a Rank counts its tournament's pairs). ``max_field_chars``: a longer field is
     cut to it before tokenizing when the task may truncate it, refused (an item error
     naming it) otherwise; ``None``: 32 characters per token of the judge's ``max_length``.
-    ``max_message_bytes``: the largest request (RESOURCE_EXHAUSTED beyond). ``tls_cert``/``tls_key`` (PEM paths or bytes) serve TLS, with
+    ``max_message_bytes``: the largest request (RESOURCE_EXHAUSTED beyond);
+    ``max_inflight_bytes``: requests in progress at once, in bytes (at least one request;
+    RESOURCE_EXHAUSTED beyond). ``tls_cert``/``tls_key`` (PEM paths or bytes) serve TLS, with
     ``tls_client_ca`` also requiring client certificates (mTLS). ``token``: require
     ``authorization: Bearer <token>`` (one token or several, for rotation).
     ``max_connection_age_s``: close client connections after this age (in-flight calls
@@ -821,7 +861,8 @@ def create_server(
     servicer = RewardServicer(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
                               max_items=max_items, max_rank_candidates=max_rank_candidates,
                               max_field_chars=max_field_chars, max_batch_chars=max_batch_chars,
-                              max_batch_seconds=max_batch_seconds, metrics=metrics,
+                              max_batch_seconds=max_batch_seconds, max_inflight_bytes=max_inflight_bytes,
+                              metrics=metrics,
                               health_servicer=health_servicer)
     interceptors = [BearerTokenInterceptor(token, metrics)] if token else []
     options = [
