@@ -261,6 +261,8 @@ def test_over_long_fields_are_cut_by_characters_or_refused(judge):
                 assert r.field == field and "1200000 characters exceed the server's limit of 2000" in r.message
             labels = c.classify_batch([("Is it?", "yes")], labels=[f"l{i}" for i in range(300)], on_error="return")
             assert isinstance(labels[0], ItemError) and labels[0].field == "labels"
+            labels = c.classify_batch([("Is it?", "yes")], labels=["y" * 1500, "n" * 1500], on_error="return")
+            assert labels[0].field == "labels" and "3000 characters in all" in labels[0].message
             with pytest.raises(InvalidInput) as err:
                 c.rank(huge, ["a", "b"])
             assert err.value.field == "prompt"

@@ -296,8 +296,10 @@ class RewardServicer:
                 if len(value) > MAX_LIST_ITEMS:
                     raise InvalidInput(_short(str(key)), f"{len(value)} entries exceed the server's limit of "
                                                          f"{MAX_LIST_ITEMS}")
-                if any(isinstance(x, str) and len(x) > limit for x in value):
-                    raise InvalidInput(_short(str(key)), f"an entry exceeds the server's limit of {limit} characters")
+                chars = sum(len(x) for x in value if isinstance(x, str))
+                if chars > limit:  # labels are rendered together, into the instruction
+                    raise InvalidInput(_short(str(key)), f"{chars} characters in all exceed the server's limit of "
+                                                         f"{limit} per field")
         return (example if out is None else out), tuple(cut)
 
     def _prepare(self, task: TaskType, examples: list[Any]) -> _Prepared:
