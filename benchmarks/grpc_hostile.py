@@ -183,7 +183,7 @@ def scenario_field15mb(args: argparse.Namespace, server: Server) -> dict[str, An
 def scenario_swiss_cancel(args: argparse.Namespace, server: Server) -> dict[str, Any]:
     from flame_reward.server.wire import METHODS, pb
 
-    baseline(server, args.timeout)
+    idle = baseline(server, args.timeout)
     judged_before = server.metric("items_total")
     method = METHODS["Rank"]
     with grpc.insecure_channel(server.target) as channel:
@@ -194,15 +194,17 @@ def scenario_swiss_cancel(args: argparse.Namespace, server: Server) -> dict[str,
         time.sleep(1.0)
         future.cancel()
     cancelled_at = server.metric("items_total") - judged_before
-    # Wait until the server has been idle for a while: its judged count stops moving.
-    last, still = -1.0, 0
+    # The count moves when a core call ends: wait until it has not moved for as long as a
+    # whole round (16 pairs) takes at the idle pace, so a running round is always seen.
+    quiet = 20 * idle
+    last, since = server.metric("items_total"), time.monotonic()
     deadline = time.monotonic() + args.timeout
-    while still < 3 and time.monotonic() < deadline:
-        time.sleep(5.0)
+    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+        time.sleep(2.0)
         now = server.metric("items_total")
-        still = still + 1 if now == last else 0
-        last = now
-    return {"swiss_pairs": 5 * 16, "judged_when_cancelled": cancelled_at,
+        if now != last:
+            last, since = now, time.monotonic()
+    return {"idle_compare_s": idle, "swiss_pairs": 5 * 16, "judged_when_cancelled": cancelled_at,
             "judged_in_total": last - judged_before}
 
 

@@ -10,8 +10,9 @@ Normal traffic: one client sending Compares throughout, every one of which must 
 Stated margins: after the soak, the median of three Compares is at most
 ``LATENCY_FACTOR`` times the median measured before it (same test, same server) plus
 ``LATENCY_SLACK_S``; resident memory (VmRSS after ``gc.collect()``) is at most
-``RSS_MARGIN_MB`` above its value before. The judge reads at most 256 tokens per task, so
-one maximal item costs about two normal Compares and the test stays within a minute.
+``RSS_MARGIN_MB`` above its value before (measured once the server has judged one item at
+the full token budget). The judge reads at most 256 tokens per task, so one maximal item
+costs about two normal Compares and the test stays within a minute.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _soak(target: str, seconds: float) -> dict[str, Counter]:
         r = labels_round[0]
         items = [{"prompt": "Which fits?", "response": "It fits.", "labels": [f"a{r}x{i}", f"b{r}x{i}"]}
                  for i in range(8)]
-        client.judge("classification", items, timeout=5)
+        client.judge("classification", items, timeout=15)
 
     def normal(client, channel):
         assert isinstance(client.compare("What is 2+2?", "4", "5", timeout=60), Verdict)
@@ -168,7 +169,9 @@ def test_hostile_soak_then_normal_compare_and_memory(soak_judge, seconds, capsys
         target = f"127.0.0.1:{port}"
         batcher = server.servicer.batcher
         with RewardClient(target, timeout=120, retries=0) as client:
-            client.compare("warm", "up", "now")
+            # Warm up to the longest rows the soak sends (the token budget), so the baseline
+            # is a warm server's and any growth afterwards is the hostile traffic's.
+            client.compare("Warm up.", "lorem ipsum " * 200, "b")
             before_s, _ = _median_compare(client)
             before_mb = rss_mb()
             outcomes = _soak(target, seconds)
