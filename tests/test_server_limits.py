@@ -290,6 +290,7 @@ def test_oversized_message_is_resource_exhausted_naming_the_limit(judge):
                 c.compare("p", "a" * 200_000, "b")
             assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "larger than max" in err.value.details and "65536" in err.value.details
+            assert "--max-message-mb" in str(err.value)
             assert isinstance(c.compare("p", "a", "b"), Verdict)
 
 
