@@ -286,9 +286,9 @@ class RewardServicer:
             if isinstance(value, str) and len(value) > limit:
                 if key not in truncatable:
                     cuttable = ", ".join(sorted(truncatable)) or "none"
-                    raise InvalidInput(_short(str(key)), f"{len(value)} characters exceed the server's limit of {limit} "
-                                                         f"per field (fields cut to fit for task type {task.name!r}: "
-                                                         f"{cuttable})")
+                    raise InvalidInput(_short(str(key)), f"{len(value)} characters exceed the server's limit of "
+                                                         f"{limit} per field (fields cut to fit for task type "
+                                                         f"{task.name!r}: {cuttable})")
                 out = dict(example) if out is None else out
                 out[key] = value[:limit]
                 cut.append(str(key))
