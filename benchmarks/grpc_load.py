@@ -87,7 +87,8 @@ def _start_subprocess_server(args: argparse.Namespace) -> tuple[str, Any, str]:
     metrics_port = _free_port()
     cmd = [sys.executable, "-m", "flame_reward.cli", "serve", "--port", "0", "--port-file", str(port_file),
            "--batch-size", str(args.batch_size), "--max-length", "1024", "--max-batch-size", str(args.max_batch_size),
-           "--max-wait-ms", str(args.max_wait_ms), "--metrics-port", str(metrics_port),
+           "--max-wait-ms", str(args.max_wait_ms), "--max-batch-seconds", str(args.max_batch_seconds),
+           "--metrics-port", str(metrics_port),
            "--log-level", "warning"]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
@@ -159,6 +160,8 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=8, help="rows per forward pass (both paths)")
     ap.add_argument("--max-batch-size", type=int, default=32, help="server: items per call into the core")
     ap.add_argument("--max-wait-ms", type=float, default=5.0, help="server: micro-batching wait")
+    ap.add_argument("--max-batch-seconds", type=float, default=1.0,
+                    help="server: about how long one call into the core may take, from its pace (0: no bound)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (both paths)")
     ap.add_argument("--backend", default="torch", help="runtime of the judge (both paths; see --backend of serve)")
     ap.add_argument("--baseline", choices=["each", "once"], default="each",
@@ -200,7 +203,7 @@ def main() -> int:
         from flame_reward.server import create_server
 
         server, port = create_server("127.0.0.1:0", judge, max_batch_size=args.max_batch_size,
-                                     max_wait_ms=args.max_wait_ms)
+                                     max_wait_ms=args.max_wait_ms, max_batch_seconds=args.max_batch_seconds or None)
         server.start()
         target = f"127.0.0.1:{port}"
     else:
@@ -255,7 +258,7 @@ def main() -> int:
     setup = {"model": "tiny-random-llama" if args.tiny else (args.model or "embedded default"),
              "backend": args.backend, "pairs": len(examples),
              "server": args.server, "batch_size": args.batch_size, "max_batch_size": args.max_batch_size,
-             "max_wait_ms": args.max_wait_ms}
+             "max_wait_ms": args.max_wait_ms, "max_batch_seconds": args.max_batch_seconds}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "grpc_load_tiny" if args.tiny else "grpc_load"

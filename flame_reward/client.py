@@ -180,6 +180,9 @@ def _translate(error: grpc.RpcError, method: str) -> FlameRewardError:
                 return UnknownTaskType(unknown.group(1), [x.strip() for x in unknown.group(2).split(",")])
             return InvalidInput(name, reason)
         return InvalidInput("request", details)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+        details += (" (a gRPC message size limit: the server's --max-message-mb for requests, this client's "
+                    "max_message_bytes for responses; send fewer or shorter items per call)")
     return ServerError(code, details, method)
 
 

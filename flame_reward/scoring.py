@@ -21,6 +21,7 @@ Results equal the unshared computation within float rounding (tested to 1e-4).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,6 +37,9 @@ from flame_reward.tasks.base import TaskType
 from flame_reward.tasks.registry import get_task_type
 
 OnError = Literal["raise", "return"]
+#: Label sets whose token ids are kept (least recently used dropped): callers may send a
+#: new label set with every request, so the cache must not grow with them.
+LABEL_CACHE_SIZE = 256
 
 
 @dataclass
@@ -97,7 +101,7 @@ class Scorer:
         self.max_length = max_length
         self.max_batch_tokens = max_batch_tokens
         self.cost = Cost()
-        self._label_cache: dict[tuple[str, ...], list[list[int]]] = {}
+        self._label_cache: OrderedDict[tuple[str, ...], list[list[int]]] = OrderedDict()
 
     # -- public -------------------------------------------------------------------------
     def judge(
@@ -231,9 +235,14 @@ class Scorer:
     # -- internals ----------------------------------------------------------------------
     def _labels(self, labels: Sequence[str]) -> list[list[int]]:
         key = tuple(labels)
-        if key not in self._label_cache:
-            self._label_cache[key] = label_token_ids(self.tokenizer, labels)
-        return self._label_cache[key]
+        ids = self._label_cache.get(key)
+        if ids is None:
+            ids = self._label_cache[key] = label_token_ids(self.tokenizer, labels)
+            if len(self._label_cache) > LABEL_CACHE_SIZE:
+                self._label_cache.popitem(last=False)
+        else:
+            self._label_cache.move_to_end(key)
+        return ids
 
     def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Indices grouped into length-sorted batches bounded by rows and padded tokens."""

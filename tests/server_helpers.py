@@ -1,6 +1,8 @@
 """Shared pieces of the gRPC server tests: judges, a bounded server context, items, certificates.
 
 Every server binds 127.0.0.1 port 0 and is stopped in a ``finally``; every wait is bounded.
+Test modules import :func:`stops_its_threads` (autouse): after a module's tests no thread
+the server starts (batcher, stream readers, handler pool, metrics, stop) may be left.
 """
 
 from __future__ import annotations
@@ -10,12 +12,36 @@ import datetime
 import ipaddress
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 WAIT = 30.0  # the longest any test waits for anything
+THREAD_PREFIX = "flame-reward-"  # every thread the server starts is named so
+
+
+def server_threads() -> list[str]:
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX) and t.is_alive())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stops_its_threads():
+    """Fails the module if a server, batcher or stream thread outlives its tests (a
+    leftover thread logs into streams pytest has closed)."""
+    yield
+    wait_until(lambda: not server_threads(), what="server threads to stop")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT, what: str = "a condition") -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                                 + (f" (left: {server_threads()})" if "thread" in what else ""))
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -49,6 +75,7 @@ class GatedJudge:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.scorer = getattr(inner, "scorer", None)  # the server reads the token budget from it
         self.model_name = "gated"
         self.entered = threading.Event()
         self.gate = threading.Event()
@@ -60,6 +87,39 @@ class GatedJudge:
         self.entered.set()
         self.gate.wait(WAIT)
         return self.inner.judge(task, examples, on_error=on_error, **kwargs)
+
+
+class StepJudge:
+    """Wraps a judge; each call is recorded and then waits for a permit (``step()`` gives
+    one; ``gate.set()`` lets every call through), so a test decides when each piece of
+    work reaches the core and can count exactly what was judged."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.scorer = getattr(inner, "scorer", None)
+        self.model_name = "step"
+        self.gate = threading.Event()
+        self.calls: list[tuple[str, list[dict[str, Any]]]] = []
+        self._permits = threading.Semaphore(0)
+
+    def judge(self, task, examples, on_error="raise", **kwargs):
+        name = task if isinstance(task, str) else task.name
+        self.calls.append((name, [dict(e) for e in examples]))
+        deadline = time.monotonic() + WAIT
+        while not self.gate.is_set() and not self._permits.acquire(timeout=0.01):
+            if time.monotonic() > deadline:
+                break
+        return self.inner.judge(task, examples, on_error=on_error, **kwargs)
+
+    def step(self, n: int = 1) -> None:
+        self._permits.release(n)
+
+    def wait_calls(self, n: int) -> None:
+        wait_until(lambda: len(self.calls) >= n, what=f"{n} calls into the judge")
+
+    def judged(self, key: str, value: str) -> int:
+        """Examples judged so far whose ``key`` field is ``value``."""
+        return sum(1 for _, examples in self.calls for ex in examples if ex.get(key) == value)
 
 
 @contextlib.contextmanager
@@ -76,6 +136,7 @@ def running_server(judge: Any, address: str = "127.0.0.1:0", **kwargs: Any) -> I
         if gate is not None:
             gate.set()
         assert server.stop(0).wait(WAIT), "the server did not stop"
+        assert server.servicer.batcher is None or not server.servicer.batcher.running, "the batcher still runs"
 
 
 def pair_items(n: int, tag: str = "") -> list[dict[str, Any]]:

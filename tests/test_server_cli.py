@@ -4,6 +4,7 @@ subprocess answering a client in this process, then stopped with SIGTERM."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 import pytest
 
 from flame_reward.cli import main
+from tests.server_helpers import stops_its_threads  # noqa: F401 (autouse fixture)
 
 
 def test_serve_is_registered_and_checks_arguments(capsys, tmp_path):
@@ -27,6 +29,13 @@ def test_serve_is_registered_and_checks_arguments(capsys, tmp_path):
     assert "--max-queue" in capsys.readouterr().err
     assert main(["serve", "--token-file", str(tmp_path / "missing")]) == 2
     assert "--token-file" in capsys.readouterr().err
+    for flag in ("--max-field-chars", "--max-batch-chars", "--max-inflight-mb", "--max-batch-seconds"):
+        assert main(["serve", flag, "0" if flag != "--max-batch-seconds" else "-1"]) == 2
+        assert flag in capsys.readouterr().err
+    # A refused start leaves no log handler behind on capsys' stream (closed after this test).
+    from flame_reward.server.observability import log
+
+    assert not [h for h in log.handlers if type(h) is logging.StreamHandler] and log.propagate
 
 
 @pytest.mark.model

@@ -14,7 +14,7 @@ from flame_reward.client import RewardClient, ServerError
 from flame_reward.results import Verdict
 from flame_reward.server.wire import METHODS, example_to_item, pb
 from tests.server_helpers import WAIT, GatedJudge, close, mixed_items, pair_items, running_server, varied_judge
-from tests.server_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.server_helpers import one_torch_thread, stops_its_threads  # noqa: F401 (autouse fixtures)
 
 
 @pytest.fixture(scope="module")

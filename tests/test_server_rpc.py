@@ -16,12 +16,13 @@ import urllib.request
 import grpc
 import pytest
 
+import flame_reward.rerank as rerank
 from flame_reward.client import AsyncRewardClient, RewardClient, ServerError
 from flame_reward.errors import InvalidInput, UnknownTaskType
 from flame_reward.results import ItemError, Verdict
 from flame_reward.server.wire import METHODS, pb
 from tests.server_helpers import WAIT, close, mixed_items, pair_items, running_server, varied_judge
-from tests.server_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.server_helpers import one_torch_thread, stops_its_threads  # noqa: F401 (autouse fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,6 @@ def test_list_task_types(client):
 
 
 def test_rank_matches_in_process_reranker(client, judge):
-    rerank = pytest.importorskip("flame_reward.rerank")
     candidates = ["Paris.", "It is Paris, the capital.", "Rome", "Paris."]
     for strategy, options in [("round_robin", {}), ("pointwise", {"scale": (1, 10)}), ("knockout", {}),
                               ("swiss", {}), ("random", {})]:
@@ -292,20 +292,6 @@ def test_metrics_endpoint_and_json_logs(judge):
     assert rpc and rpc[0]["code"] == "OK" and rpc[0]["items"] == 3 and rpc[0]["latency_ms"] >= 0
     assert rpc[0]["request_id"]
     assert batch and batch[0]["batch_size"] == 3 and "latency_ms" in batch[0] and batch[0]["task"] == "pairwise"
-
-
-def test_rank_falls_back_to_round_robin_through_the_core(client, judge, monkeypatch):
-    import sys
-
-    rerank = pytest.importorskip("flame_reward.rerank")
-    candidates = ["Paris.", "It is Paris, the capital.", "Rome"]
-    want = rerank.rank("Capital of France?", candidates, "round_robin", judge=judge)
-    monkeypatch.setitem(sys.modules, "flame_reward.rerank", None)  # as if the reranker were not installed
-    got = client.rank("Capital of France?", candidates)
-    assert got.order == want.order and got.judge_calls == want.judge_calls == 6
-    assert got.scores == pytest.approx([float(s) for s in want.scores], abs=1e-4)
-    with pytest.raises(InvalidInput, match="only round_robin"):
-        client.rank("Capital of France?", candidates, "swiss")
 
 
 def test_client_pickles_as_its_settings(served, judge):

@@ -8,7 +8,7 @@ import pytest
 from flame_reward.client import RewardClient, ServerError
 from flame_reward.results import Verdict
 from tests.server_helpers import WAIT, close, pair_items, running_server, self_signed_cert, varied_judge
-from tests.server_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.server_helpers import one_torch_thread, stops_its_threads  # noqa: F401 (autouse fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,24 @@ def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     g.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long a request may wait for others to fill its batch (default 5)")
     g.add_argument("--max-queue", type=int, default=1024,
-                   help="items waiting before new requests get RESOURCE_EXHAUSTED (default 1024)")
-    g.add_argument("--max-items", type=int, default=1024, help="items per request (default 1024)")
+                   help="judgments admitted and not yet judged before new requests get RESOURCE_EXHAUSTED "
+                        "(default 1024; a judgment is one item, one pair, one Rank game)")
+    g.add_argument("--max-items", type=int, default=1024,
+                   help="judgments per request; a Rank counts its tournament's pairs (default 1024)")
+    g.add_argument("--max-field-chars", type=int, default=None,
+                   help="characters per field: longer truncatable fields (responses, sources) are cut before "
+                        "tokenizing, other over-long fields refused (default: 32 x --max-length)")
+    g.add_argument("--max-batch-chars", type=int, default=65536,
+                   help="characters per call into the scoring core, so long inputs are judged in small pieces "
+                        "between which deadlines and cancellations are checked (default 65536)")
+    g.add_argument("--max-batch-seconds", type=float, default=1.0,
+                   help="about how long one call into the scoring core may take, from its recent pace (default 1; "
+                        "0: no bound): large requests are judged in pieces of this size, between which other "
+                        "requests are served and deadlines and cancellations are checked")
     g.add_argument("--max-message-mb", type=float, default=16.0, help="largest request or response (default 16 MiB)")
+    g.add_argument("--max-inflight-mb", type=float, default=256.0,
+                   help="requests in progress at once, in MiB: beyond it new requests get RESOURCE_EXHAUSTED "
+                        "before they are parsed, which bounds memory (default 256)")
     g.add_argument("--max-concurrent-rpcs", type=int, default=256, help="RPCs in progress at once (default 256)")
     g.add_argument("--max-connection-age-s", type=float, default=None,
                    help="close client connections after this many seconds so clients re-resolve DNS "
@@ -68,47 +83,71 @@ def _tokens(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from flame_reward.model_options import load_judge
-    from flame_reward.server.observability import configure_json_logging, event
-    from flame_reward.server.service import create_server
+    from flame_reward.server.observability import configure_json_logging, log
 
-    for name in ("max_batch_size", "max_queue", "max_items", "max_concurrent_rpcs"):
-        if getattr(args, name) < 1:
-            raise InvalidInput("--" + name.replace("_", "-"), f"must be >= 1, got {getattr(args, name)}")
+    for name in ("max_batch_size", "max_queue", "max_items", "max_concurrent_rpcs", "max_batch_chars",
+                 "max_field_chars"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InvalidInput("--" + name.replace("_", "-"), f"must be >= 1, got {value}")
+    if not args.max_batch_seconds >= 0:
+        raise InvalidInput("--max-batch-seconds", f"must be >= 0, got {args.max_batch_seconds}")
+    for name in ("max_message_mb", "max_inflight_mb"):
+        if not getattr(args, name) > 0:
+            raise InvalidInput("--" + name.replace("_", "-"), f"must be > 0, got {getattr(args, name)}")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidInput("--tls-cert" if args.tls_cert is None else "--tls-key",
                            "TLS needs both --tls-cert and --tls-key")
-    configure_json_logging(getattr(logging, args.log_level.upper()))
+    tokens = _tokens(args)  # checked before logging is set up: a refusal leaves nothing behind
+    level, propagate = log.level, log.propagate
+    handler = configure_json_logging(getattr(logging, args.log_level.upper()))
+    try:
+        return _serve(args, tokens)
+    finally:
+        # Run in-process (tests, embedding), the handler would outlive the stream it writes to.
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
+
+
+def _serve(args: argparse.Namespace, tokens: list[str]) -> int:
+    from flame_reward.model_options import load_judge
+    from flame_reward.server.observability import event
+    from flame_reward.server.service import create_server
+
     host = args.host if not (":" in args.host and not args.host.startswith("[")) else f"[{args.host}]"
     server, port = create_server(
         f"{host}:{args.port}", None, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-        max_queue=args.max_queue, max_items=args.max_items, max_message_bytes=int(args.max_message_mb * 2**20),
+        max_queue=args.max_queue, max_items=args.max_items, max_field_chars=args.max_field_chars,
+        max_batch_chars=args.max_batch_chars, max_batch_seconds=args.max_batch_seconds or None,
+        max_message_bytes=int(args.max_message_mb * 2**20), max_inflight_bytes=int(args.max_inflight_mb * 2**20),
         max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca, token=_tokens(args) or None,
+        tls_client_ca=args.tls_client_ca, token=tokens or None,
         max_connection_age_s=args.max_connection_age_s,
     )
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: stop.set())
-    server.start()
-    if args.metrics_port is not None:
-        event("metrics", port=server.serve_metrics(args.host.strip("[]"), args.metrics_port))
-    if args.port_file:
-        tmp = Path(args.port_file + ".tmp")
-        tmp.write_text(f"{port}\n")
-        tmp.replace(args.port_file)  # readers never see a half-written file
-    event("loading", model=args.model or "embedded default", tls=args.tls_cert is not None,
-          auth=bool(_tokens(args)))
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    graceful = False
     try:
+        server.start()
+        if args.metrics_port is not None:
+            event("metrics", port=server.serve_metrics(args.host.strip("[]"), args.metrics_port))
+        if args.port_file:
+            tmp = Path(args.port_file + ".tmp")
+            tmp.write_text(f"{port}\n")
+            tmp.replace(args.port_file)  # readers never see a half-written file
+        event("loading", model=args.model or "embedded default", tls=args.tls_cert is not None, auth=bool(tokens))
         judge = load_judge(args)
-    except BaseException:
-        server.stop(0).wait(10)
-        raise
-    if not stop.is_set():
-        server.set_judge(judge)
-    while not stop.wait(1.0):
-        pass
-    event("signal", grace_s=args.grace)
-    server.stop(args.grace).wait(args.grace + 35)
+        if not stop.is_set():
+            server.set_judge(judge)
+        while not stop.wait(1.0):
+            pass
+        event("signal", grace_s=args.grace)
+        graceful = True
+    finally:
+        # Whatever ends the command (a signal, a model that fails to load), the server stops.
+        server.stop(args.grace if graceful else 0).wait(args.grace + 35)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print("flame-reward serve: stopped", file=sys.stderr)
     return 0

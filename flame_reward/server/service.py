@@ -7,12 +7,18 @@
 
 Status codes (the message of a request-level error starts with the offending field):
 
-* INVALID_ARGUMENT: unknown or open-ended task type, no items, too many items, an
-  unparseable message, a bad strategy. Item-level problems are ``ItemError`` results.
+* INVALID_ARGUMENT: unknown or open-ended task type, no items, more judgments than the
+  server takes per request (a Rank's tournament counts its pairs), an over-long field
+  that may not be cut, an unparseable message, a bad strategy or round count.
+  Item-level problems are ``ItemError`` results.
 * RESOURCE_EXHAUSTED: the queue is full (retry later) or a message exceeds the size limit.
-* DEADLINE_EXCEEDED: the deadline passed; work still queued is dropped, never scored.
+* DEADLINE_EXCEEDED: the deadline passed; work not yet judged is dropped, never scored.
+* CANCELLED: the caller cancelled; work not yet judged is dropped.
 * UNAVAILABLE: the model is still loading (health NOT_SERVING) or the server is stopping.
 * UNAUTHENTICATED: a bearer token is configured and the call lacks it (health is exempt).
+
+Work is counted in judgments (one example through the core; a pair is one judgment,
+scored in both presentation orders): see :mod:`flame_reward.server.batcher`.
 
 The server never imports training code; it reaches the scoring core only through the
 judge object's ``judge(task, examples, on_error="return")``.
@@ -20,6 +26,7 @@ judge object's ``judge(task, examples, on_error="return")``.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import queue
 import threading
@@ -28,6 +35,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +44,11 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from flame_reward.errors import FlameRewardError, InvalidInput, UnknownTaskType
+from flame_reward.rerank import rank
+from flame_reward.rerank.tournament import swiss_rounds
 from flame_reward.results import ItemError, Verdict
 from flame_reward.server import wire
-from flame_reward.server.batcher import Closed, DeadlineExpired, MicroBatcher, QueueFull
+from flame_reward.server.batcher import Closed, DeadlineExpired, MicroBatcher, QueueFull, Reservation
 from flame_reward.server.observability import Metrics, event, log, serve_metrics
 from flame_reward.server.wire import METHODS, SERVICE, pb
 from flame_reward.tasks.base import TaskType
@@ -46,6 +56,13 @@ from flame_reward.tasks.registry import get_task_type, list_task_types
 
 #: Strategies the Rank RPC accepts (the judge-driven ones of :mod:`flame_reward.rerank`).
 RANK_STRATEGIES = ("round_robin", "swiss", "knockout", "pointwise", "random")
+#: The per-field character cap, when not given, is this many characters per token of the
+#: judge's ``max_length`` (65,536 for the default 2048): natural text averages about 4, so
+#: a field cut there still holds far more tokens than the core's budget keeps.
+FIELD_CHARS_PER_TOKEN = 32
+#: Entries a list-valued option (``labels``) may hold: the core's label-token check is
+#: quadratic in the label count.
+MAX_LIST_ITEMS = 256
 StatusCode = grpc.StatusCode
 
 
@@ -78,9 +95,75 @@ def _from_error(exc: BaseException) -> _Status:
     return _Status(StatusCode.INTERNAL, f"scoring failed: {type(exc).__name__}: {exc}")
 
 
+def _on_end(context: grpc.ServicerContext, fn: Callable[[], Any]) -> None:
+    """Call ``fn`` when the RPC ends (cancelled, deadline, done), or now if it already has."""
+    if not context.add_callback(fn):
+        fn()
+
+
+def _short(name: str, limit: int = 100) -> str:
+    return name if len(name) <= limit else name[:limit] + "..."
+
+
+@dataclass
+class _Prepared:
+    """A request's examples after the per-field character cap: what goes to the core, and
+    how to put the answers back in the request's slots."""
+
+    send: list[Any]
+    slots: list[int]  # the request index of each example sent
+    errors: dict[int, ItemError]  # refused before the core
+    cut: dict[int, tuple[str, ...]]  # fields cut by characters
+    total: int
+
+    def merge(self, results: Sequence[Verdict | ItemError]) -> list[Verdict | ItemError]:
+        out: list[Any] = [None] * self.total
+        for index, error in self.errors.items():
+            out[index] = error
+        for slot, r in zip(self.slots, results):
+            if isinstance(r, ItemError):
+                r = ItemError(slot, r.field, r.message)
+            elif slot in self.cut:
+                r = dataclasses.replace(r, truncated=tuple(sorted(set(r.truncated) | set(self.cut[slot]))))
+            out[slot] = r
+        return out
+
+
+class _ByteBudget:
+    """Bytes of requests being handled at once: parsing a request copies it several times
+    over (protobuf, then Python strings), so a crowd of large requests is refused here
+    (RESOURCE_EXHAUSTED) before any copy is made, and resident memory stays bounded."""
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
+        self.limit = limit
+        self.used = 0
+        self._metrics = metrics
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> None:
+        with self._lock:
+            if self.used and self.used + n > self.limit:
+                self._metrics.inc("rejected_total", reason="inflight_bytes")
+                raise _Status(StatusCode.RESOURCE_EXHAUSTED,
+                              f"request: {n} bytes would exceed the server's {self.limit // 2**20} MiB of requests "
+                              f"in progress ({self.used} bytes now); retry later")
+            self.used += n
+
+    def give(self, n: int) -> None:
+        with self._lock:
+            self.used -= n
+
+
 # -- the servicer --------------------------------------------------------------------------
 class RewardServicer:
-    """Implements ``flame_reward.v1.RewardService`` over one judge (see the module docstring)."""
+    """Implements ``flame_reward.v1.RewardService`` over one judge (see the module docstring).
+
+    ``max_items``: judgments per request (also bounded by ``max_queue``);
+    ``max_field_chars``: characters per field before tokenizing (``None``:
+    :data:`FIELD_CHARS_PER_TOKEN` times the judge's ``max_length``); ``max_batch_chars``
+    and ``max_batch_seconds``: characters and (estimated) seconds per call into the core
+    (see :class:`MicroBatcher`).
+    """
 
     def __init__(
         self,
@@ -92,16 +175,28 @@ class RewardServicer:
         max_items: int = 1024,
         max_rank_candidates: int = 64,
         max_stream_inflight: int = 64,
+        max_field_chars: int | None = None,
+        max_batch_chars: int = 65536,
+        max_batch_seconds: float | None = 1.0,
+        max_inflight_bytes: int = 256 * 2**20,
         metrics: Metrics | None = None,
         health_servicer: health.HealthServicer | None = None,
     ) -> None:
+        for name, value in (("max_items", max_items), ("max_queue", max_queue), ("max_batch_chars", max_batch_chars),
+                            ("max_field_chars", 1 if max_field_chars is None else max_field_chars)):
+            if value < 1:
+                raise InvalidInput(name, f"must be >= 1, got {value}")
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
         self.max_queue = max_queue
         self.max_items = max_items
         self.max_rank_candidates = max_rank_candidates
         self.max_stream_inflight = max_stream_inflight
+        self.max_batch_chars = max_batch_chars
+        self.max_batch_seconds = max_batch_seconds
+        self._field_chars = max_field_chars
         self.metrics = metrics or Metrics()
+        self.inflight = _ByteBudget(max_inflight_bytes, self.metrics)
         self.health = health_servicer
         self.batcher: MicroBatcher | None = None
         self.judge: Any = None
@@ -117,26 +212,44 @@ class RewardServicer:
         cost = getattr(getattr(self.judge, "scorer", self.judge), "cost", None)
         return float(getattr(cost, key, 0) or 0)
 
+    @property
+    def max_field_chars(self) -> int:
+        """Characters a field may hold before it is cut (truncatable) or refused."""
+        if self._field_chars is not None:
+            return self._field_chars
+        max_length = getattr(getattr(self.judge, "scorer", None), "max_length", None)
+        return FIELD_CHARS_PER_TOKEN * int(max_length if isinstance(max_length, int) and max_length > 0 else 2048)
+
+    @property
+    def request_limit(self) -> int:
+        """Judgments one request may ask for: ``max_items``, and never more than the queue holds."""
+        return min(self.max_items, self.max_queue)
+
     # -- lifecycle ------------------------------------------------------------------------
     def set_judge(self, judge: Any) -> None:
         """Start serving with ``judge`` (health turns SERVING)."""
         if not callable(getattr(judge, "judge", None)):
             raise InvalidInput("judge", "needs a judge(task, examples, on_error=...) method, "
                                         f"got {type(judge).__name__}")
+        old = self.batcher
         self.judge = judge
         self.model_name = str(getattr(judge, "model_name", "") or "")
         self.batcher = MicroBatcher(judge, max_batch_size=self.max_batch_size, max_wait_ms=self.max_wait_ms,
-                                    max_queue=self.max_queue, metrics=self.metrics)
+                                    max_queue=self.max_queue, max_batch_chars=self.max_batch_chars,
+                                    max_batch_seconds=self.max_batch_seconds, metrics=self.metrics)
+        if old is not None:
+            old.close(30)
         if self.health is not None:
             self.health.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
             self.health.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
         event("serving", model=self.model_name, max_batch_size=self.max_batch_size, max_wait_ms=self.max_wait_ms,
-              max_queue=self.max_queue)
+              max_queue=self.max_queue, max_items=self.request_limit, max_field_chars=self.max_field_chars)
 
-    def close(self, timeout: float | None = None) -> None:
-        """Finish queued work and stop the batcher."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Finish queued work and stop the batcher; returns whether its worker stopped."""
         if self.batcher is not None:
-            self.batcher.close(timeout)
+            return self.batcher.close(timeout)
+        return True
 
     def _ready(self) -> MicroBatcher:
         if self.batcher is None:
@@ -157,8 +270,51 @@ class RewardServicer:
     def _count(self, n: int, field: str) -> None:
         if n == 0:
             raise _invalid(field, "no items in the request")
-        if n > self.max_items:
-            raise _invalid(field, f"{n} items exceed the server's limit of {self.max_items} per request")
+        if n > self.request_limit:
+            raise _invalid(field, f"{n} items exceed the server's limit of {self.request_limit} per request")
+
+    def _cap(self, task: TaskType, example: Any) -> tuple[Any, tuple[str, ...]]:
+        """``example`` with over-long truncatable fields cut to ``max_field_chars``
+        characters (and their names); :class:`InvalidInput` for any other over-long value."""
+        if not isinstance(example, Mapping):
+            return example, ()
+        limit = self.max_field_chars
+        truncatable = set(task.truncatable())
+        out: dict[str, Any] | None = None
+        cut: list[str] = []
+        for key, value in example.items():
+            if isinstance(value, str) and len(value) > limit:
+                if key not in truncatable:
+                    cuttable = ", ".join(sorted(truncatable)) or "none"
+                    raise InvalidInput(_short(str(key)), f"{len(value)} characters exceed the server's limit of "
+                                                         f"{limit} per field (fields cut to fit for task type "
+                                                         f"{task.name!r}: {cuttable})")
+                out = dict(example) if out is None else out
+                out[key] = value[:limit]
+                cut.append(str(key))
+            elif isinstance(value, (list, tuple)):
+                if len(value) > MAX_LIST_ITEMS:
+                    raise InvalidInput(_short(str(key)), f"{len(value)} entries exceed the server's limit of "
+                                                         f"{MAX_LIST_ITEMS}")
+                chars = sum(len(x) for x in value if isinstance(x, str))
+                if chars > limit:  # labels are rendered together, into the instruction
+                    raise InvalidInput(_short(str(key)), f"{chars} characters in all exceed the server's limit of "
+                                                         f"{limit} per field")
+        return (example if out is None else out), tuple(cut)
+
+    def _prepare(self, task: TaskType, examples: list[Any]) -> _Prepared:
+        prepared = _Prepared([], [], {}, {}, len(examples))
+        for index, example in enumerate(examples):
+            try:
+                example, cut = self._cap(task, example)
+            except InvalidInput as exc:
+                prepared.errors[index] = ItemError(index, exc.field, exc.reason)
+                continue
+            if cut:
+                prepared.cut[index] = cut
+            prepared.send.append(example)
+            prepared.slots.append(index)
+        return prepared
 
     @staticmethod
     def _deadline(context: grpc.ServicerContext) -> float | None:
@@ -180,15 +336,18 @@ class RewardServicer:
         except BaseException as exc:  # noqa: BLE001 (mapped to a status)
             raise _from_error(exc) from None
 
-    def _judge(self, task: str, examples: list[Any], request_id: str, context: grpc.ServicerContext) -> list[Any]:
+    def _judge(self, task: TaskType, examples: list[Any], request_id: str,
+               context: grpc.ServicerContext) -> list[Verdict | ItemError]:
         deadline = self._deadline(context)
         batcher = self._ready()
+        prepared = self._prepare(task, examples)
         try:
-            future = batcher.submit(task, examples, deadline=deadline, request_id=request_id)
-        except FlameRewardError as exc:
+            future = batcher.submit(task.name, prepared.send, deadline=deadline, request_id=request_id,
+                                    alive=context.is_active)
+        except (FlameRewardError, CancelledError) as exc:
             raise _from_error(exc) from None
-        context.add_callback(future.cancel)  # the RPC ended (cancelled, deadline): drop queued work
-        return self._wait(future, deadline)
+        _on_end(context, future.cancel)  # the RPC ended (cancelled, deadline): drop unjudged work
+        return prepared.merge(self._wait(future, deadline))
 
     # -- RPCs -----------------------------------------------------------------------------
     def Score(self, request: pb.ScoreRequest, context: grpc.ServicerContext) -> pb.ScoreResponse:  # noqa: N802
@@ -196,7 +355,7 @@ class RewardServicer:
         self._count(len(request.items), "items")
         defaults = wire.options_to_dict(request.options)
         examples = [wire.item_to_example(item, defaults) for item in request.items]
-        results = self._judge(task.name, examples, request.request_id, context)
+        results = self._judge(task, examples, request.request_id, context)
         return pb.ScoreResponse(request_id=request.request_id, model=self.model_name,
                                 results=[wire.result_to_proto(i, r) for i, r in enumerate(results)])
 
@@ -205,9 +364,24 @@ class RewardServicer:
         self._count(len(request.pairs), "pairs")
         defaults = wire.options_to_dict(request.options)
         examples = [wire.pair_to_example(pair, defaults) for pair in request.pairs]
-        results = self._judge(task.name, examples, request.request_id, context)
+        results = self._judge(task, examples, request.request_id, context)
         return pb.CompareResponse(request_id=request.request_id, model=self.model_name,
                                   results=[wire.result_to_proto(i, r) for i, r in enumerate(results)])
+
+    def _rank_cost(self, strategy: str, n: int, rounds: int) -> int:
+        """Judgments a Rank may ask for (an upper bound: identical texts and rematches are
+        not judged): every pair for round_robin, n/2 pairs a round for swiss, n - 1 for
+        knockout, n ratings for pointwise, none for random."""
+        pairs = n * (n - 1) // 2
+        if strategy == "round_robin":
+            return pairs
+        if strategy == "swiss":
+            return min(pairs, (rounds or swiss_rounds(n)) * (n // 2))
+        if strategy == "knockout":
+            return max(0, n - 1)
+        if strategy == "pointwise":
+            return n
+        return 0
 
     def Rank(self, request: pb.RankRequest, context: grpc.ServicerContext) -> pb.RankResponse:  # noqa: N802
         n = len(request.candidates)
@@ -220,37 +394,67 @@ class RewardServicer:
         strategy = request.strategy or "round_robin"
         if strategy not in RANK_STRATEGIES:
             raise _invalid("strategy", f"unknown strategy {strategy!r}; available: {', '.join(RANK_STRATEGIES)}")
+        if request.rounds < 0 or request.rounds > n:
+            raise _invalid("rounds", f"must be between 0 (the default, ceil(log2 n)) and the number of candidates "
+                                     f"({n}), got {request.rounds}")
+        cost = self._rank_cost(strategy, n, request.rounds)
+        if cost > self.request_limit:
+            field = "rounds" if strategy == "swiss" and request.rounds else "candidates"
+            raise _invalid(field, f"{n} candidates with strategy {strategy!r} need up to {cost} judgments, over the "
+                                  f"server's limit of {self.request_limit} per request (--max-items, --max-queue); "
+                                  "send fewer candidates or use swiss, knockout or pointwise")
         pair_task = self._task(request.pair_task, "pairwise", "pair_task")
         point_task = self._task(request.point_task, "pointwise", "point_task")
         options = wire.options_to_dict(request.options)
+        task = point_task if strategy == "pointwise" else pair_task
+        candidates, cut = self._rank_texts(task, request.prompt, list(request.candidates), options)
         criteria = options.pop("criteria", None)
         pair_options = {k: v for k, v in options.items() if k in pair_task.options}
         point_options = {k: v for k, v in options.items() if k in point_task.options}
-        judge = _QueuedJudge(self, self._deadline(context), request.request_id, context)
-        self._ready()
+        deadline = self._deadline(context)
+        batcher = self._ready()
         try:
-            from flame_reward.rerank import rank
-        except ImportError:  # the reranker is optional here: round-robin through the core
-            rank = None
-        try:
-            if rank is not None:
-                ranking = rank(request.prompt, list(request.candidates), strategy, judge=judge,
-                               pair_task=pair_task.name, point_task=point_task.name, criteria=criteria,
-                               pair_options=pair_options, point_options=point_options,
-                               seed=int(request.seed), rounds=request.rounds or None)
-                order, scores, calls, details = ranking.order, ranking.scores, ranking.judge_calls, ranking.details
-            else:
-                if strategy != "round_robin":
-                    raise _invalid("strategy", "only round_robin is available (flame_reward.rerank is not installed)")
-                order, scores, calls, details = _round_robin(judge, pair_task.name, request.prompt,
-                                                             list(request.candidates), criteria, pair_options)
-        except InvalidInput as exc:
-            raise _invalid(exc.field, exc.reason) from None
+            reservation = batcher.reserve(cost, deadline=deadline, request_id=request.request_id,
+                                          alive=context.is_active)
+        except (FlameRewardError, CancelledError) as exc:
+            raise _from_error(exc) from None
+        with reservation:
+            judge = _QueuedJudge(self, reservation, context)
+            try:
+                ranking = rank(request.prompt, candidates, strategy, judge=judge, pair_task=pair_task.name,
+                               point_task=point_task.name, criteria=criteria, pair_options=pair_options,
+                               point_options=point_options, seed=int(request.seed), rounds=request.rounds or None)
+            except InvalidInput as exc:
+                raise _invalid(exc.field, exc.reason) from None
+        details = dict(ranking.details)
+        if cut:
+            details["cut_candidates"] = cut
         return pb.RankResponse(
-            request_id=request.request_id, order=[int(i) for i in order],
-            scores=[wire.rank_score(s) for s in scores], judge_calls=int(calls),
+            request_id=request.request_id, order=[int(i) for i in ranking.order],
+            scores=[wire.rank_score(s) for s in ranking.scores], judge_calls=int(ranking.judge_calls),
             strategy=strategy, details=wire.dict_to_struct(details), model=self.model_name,
         )
+
+    def _rank_texts(self, task: TaskType, prompt: str, candidates: list[str],
+                    options: dict[str, Any]) -> tuple[list[str], list[int]]:
+        """The character cap for a Rank: the prompt and options as the task's, each
+        candidate as its response field (cut when that field is truncatable)."""
+        response = "response" if "response" in {f.name for f in task.fields} else "response_a"
+        try:
+            self._cap(task, {"prompt": prompt, **options})
+        except InvalidInput as exc:
+            raise _invalid(exc.field, exc.reason) from None
+        out: list[str] = []
+        cut: list[int] = []
+        for i, text in enumerate(candidates):
+            try:
+                capped, names = self._cap(task, {response: text})
+            except InvalidInput as exc:
+                raise _invalid("candidates", f"candidate {i}: {exc.reason}") from None
+            out.append(capped[response])
+            if names:
+                cut.append(i)
+        return out, cut
 
     def ListTaskTypes(self, request: pb.ListTaskTypesRequest,  # noqa: N802
                       context: grpc.ServicerContext) -> pb.ListTaskTypesResponse:
@@ -273,8 +477,8 @@ class RewardServicer:
                 if not state["reading"] and state["outstanding"] == 0:
                     out.put(end)
 
-        def done(future: Future, request: pb.ScoreRequest, started: float) -> None:
-            out.put((request, future, started))
+        def done(future: Future, request: pb.ScoreRequest, prepared: _Prepared, started: float) -> None:
+            out.put((request, future, prepared, started))
             room.release()
             with lock:
                 state["outstanding"] -= 1
@@ -285,27 +489,33 @@ class RewardServicer:
             try:
                 for raw in requests:
                     started = time.perf_counter()
-                    request = _parse(METHODS["ScoreStream"], raw)
-                    if not request.request_id:
-                        request.request_id = uuid.uuid4().hex[:12]
-                    task = self._task(request.task, "pointwise")
-                    self._count(len(request.items), "items")
-                    defaults = wire.options_to_dict(request.options)
-                    examples = [wire.item_to_example(item, defaults) for item in request.items]
+                    self.inflight.take(len(raw))
+                    try:  # parsed and cut, a request holds at most its capped fields
+                        request = _parse(METHODS["ScoreStream"], raw)
+                        if not request.request_id:
+                            request.request_id = uuid.uuid4().hex[:12]
+                        task = self._task(request.task, "pointwise")
+                        self._count(len(request.items), "items")
+                        defaults = wire.options_to_dict(request.options)
+                        prepared = self._prepare(task, [wire.item_to_example(item, defaults)
+                                                        for item in request.items])
+                    finally:
+                        self.inflight.give(len(raw))
+                    del raw
                     batcher = self._ready()
                     while not room.acquire(timeout=0.5):
                         if not context.is_active():
                             return
                     try:
-                        future = batcher.submit(task.name, examples, deadline=deadline,
-                                                request_id=request.request_id, block=True)
+                        future = batcher.submit(task.name, prepared.send, deadline=deadline,
+                                                request_id=request.request_id, alive=context.is_active, block=True)
                     except BaseException:
                         room.release()
                         raise
                     with lock:
                         state["outstanding"] += 1
                         pending.add(future)
-                    future.add_done_callback(lambda f, r=request, s=started: done(f, r, s))
+                    future.add_done_callback(lambda f, r=request, p=prepared, s=started: done(f, r, p, s))
             except grpc.RpcError:
                 pass  # the client went away; nothing to answer
             except BaseException as exc:  # noqa: BLE001 (ends the stream with a status)
@@ -321,76 +531,65 @@ class RewardServicer:
             for f in queued:
                 f.cancel()
 
-        context.add_callback(cancel_pending)
-        threading.Thread(target=reader, name="flame-reward-stream-reader", daemon=True).start()
-        while True:
-            try:
-                item = out.get(timeout=0.5)
-            except queue.Empty:
-                if not context.is_active():
+        _on_end(context, cancel_pending)
+        reading = threading.Thread(target=reader, name="flame-reward-stream-reader", daemon=True)
+        reading.start()
+        try:
+            while True:
+                try:
+                    item = out.get(timeout=0.5)
+                except queue.Empty:
+                    if not context.is_active():
+                        return
+                    continue
+                if item is end:
                     return
-                continue
-            if item is end:
-                return
-            if isinstance(item, _Status):
-                raise item
-            request, future, started = item
-            try:
-                results = future.result(0)
-            except BaseException as exc:  # noqa: BLE001
-                raise _from_error(exc) from None
-            self.metrics.inc("requests_total", method="ScoreStream.request", code="OK")
-            event("rpc", method="ScoreStream.request", request_id=request.request_id, items=len(results),
-                  code="OK", latency_ms=round((time.perf_counter() - started) * 1000, 2))
-            yield pb.ScoreResponse(request_id=request.request_id, model=self.model_name,
-                                   results=[wire.result_to_proto(i, r) for i, r in enumerate(results)])
+                if isinstance(item, _Status):
+                    raise item
+                request, future, prepared, started = item
+                try:
+                    results = prepared.merge(future.result(0))
+                except BaseException as exc:  # noqa: BLE001
+                    raise _from_error(exc) from None
+                self.metrics.inc("requests_total", method="ScoreStream.request", code="OK")
+                event("rpc", method="ScoreStream.request", request_id=request.request_id, items=len(results),
+                      code="OK", latency_ms=round((time.perf_counter() - started) * 1000, 2))
+                yield pb.ScoreResponse(request_id=request.request_id, model=self.model_name,
+                                       results=[wire.result_to_proto(i, r) for i, r in enumerate(results)])
+        finally:
+            cancel_pending()
+            reading.join(5.0)  # it stops once the request stream ends, which the RPC's end forces
 
 
 class _QueuedJudge:
-    """A judge for the reranker whose calls go through the micro-batcher (and the RPC's deadline)."""
+    """A judge for the reranker whose calls go through the micro-batcher, drawn from the
+    Rank's reservation; a call after the RPC was cancelled or its deadline passed is
+    refused, so later tournament rounds never run for a caller that is gone."""
 
-    def __init__(self, servicer: RewardServicer, deadline: float | None, request_id: str,
-                 context: grpc.ServicerContext) -> None:
+    def __init__(self, servicer: RewardServicer, reservation: Reservation, context: grpc.ServicerContext) -> None:
         self.servicer = servicer
-        self.deadline = deadline
-        self.request_id = request_id
+        self.reservation = reservation
         self.context = context
 
     def judge(self, task: str | TaskType, examples: Sequence[Mapping[str, Any]], on_error: str = "return",
               **_: Any) -> list[Verdict | ItemError]:
         name = task if isinstance(task, str) else task.name
+        deadline = self.reservation.deadline
+        if not self.context.is_active():
+            raise _Status(StatusCode.CANCELLED, "the request was cancelled")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise _Status(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded while the request was being scored")
         try:
-            future = self.servicer._ready().submit(name, list(examples), deadline=self.deadline,
-                                                   request_id=self.request_id, block=True)
+            future = self.reservation.submit(name, list(examples))
         except FlameRewardError as exc:
             raise _from_error(exc) from None
-        self.context.add_callback(future.cancel)
-        results = self.servicer._wait(future, self.deadline)
+        _on_end(self.context, future.cancel)
+        results = self.servicer._wait(future, deadline)
         if on_error == "raise":
             for r in results:
                 if isinstance(r, ItemError):
                     raise InvalidInput(r.field, f"{r.message} (item {r.index})")
         return results
-
-
-def _round_robin(judge: _QueuedJudge, task: str, prompt: str, candidates: list[str], criteria: str | None,
-                 options: Mapping[str, Any]) -> tuple[list[int], list[float], int, dict[str, Any]]:
-    """Every pair once (the core judges both presentation orders): score_i = expected wins,
-    sum_j P(i beats j), as :func:`flame_reward.rerank.tournament.round_robin` scores it."""
-    n = len(candidates)
-    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    extra = {**({"criteria": criteria} if criteria else {}), **options}
-    results = judge.judge(task, [{"prompt": prompt, "response_a": candidates[i], "response_b": candidates[j], **extra}
-                                 for i, j in pairs]) if pairs else []
-    wins = [0.0] * n
-    errors = 0
-    for (i, j), r in zip(pairs, results):
-        p = r.score if isinstance(r, Verdict) else 0.5
-        errors += isinstance(r, ItemError)
-        wins[i] += p
-        wins[j] += 1.0 - p
-    order = sorted(range(n), key=lambda i: (-wins[i], i))
-    return order, wins, 2 * len(pairs), {"games": len(pairs), "judge_errors": errors}
 
 
 # -- handlers: parsing, status mapping, logs and metrics -----------------------------------
@@ -415,7 +614,10 @@ def _unary_handler(servicer: RewardServicer, method: wire.Method) -> grpc.RpcMet
     def handle(raw: bytes, context: grpc.ServicerContext) -> Any:
         started = time.perf_counter()
         code, request_id, items, message = StatusCode.OK, "", 0, ""
+        taken = 0
         try:
+            servicer.inflight.take(len(raw))
+            taken = len(raw)
             request = _parse(method, raw)
             if hasattr(request, "request_id"):
                 if not request.request_id:
@@ -430,6 +632,7 @@ def _unary_handler(servicer: RewardServicer, method: wire.Method) -> grpc.RpcMet
             code, message = status.code, status.message
             context.abort(status.code, status.message)
         finally:
+            servicer.inflight.give(taken)
             seconds = time.perf_counter() - started
             metrics.inc("requests_total", method=method.name, code=code.name)
             metrics.observe("rpc_latency_seconds", seconds, method=method.name)
@@ -543,8 +746,9 @@ class RewardServer:
     """
 
     def __init__(self, server: grpc.Server, servicer: RewardServicer, health_servicer: health.HealthServicer,
-                 port: int, address: str) -> None:
+                 port: int, address: str, executor: futures.ThreadPoolExecutor | None = None) -> None:
         self.grpc_server = server
+        self.executor = executor
         self.servicer = servicer
         self.health = health_servicer
         self.metrics = servicer.metrics
@@ -581,11 +785,13 @@ class RewardServer:
 
         def finish() -> None:
             done.wait()
-            self.servicer.close(timeout=30)
+            worker_stopped = self.servicer.close(timeout=30)
+            if self.executor is not None:  # grpc leaves the handler pool it was given running
+                self.executor.shutdown(wait=True)
             if self.metrics_http is not None:
                 self.metrics_http.shutdown()
                 self.metrics_http.server_close()
-            event("stopped")
+            event("stopped", **({} if worker_stopped else {"worker": "still judging after 30 s"}))
             self._stopped.set()
 
         threading.Thread(target=finish, name="flame-reward-stop", daemon=True).start()
@@ -616,7 +822,11 @@ def create_server(
     max_queue: int = 1024,
     max_items: int = 1024,
     max_rank_candidates: int = 64,
+    max_field_chars: int | None = None,
+    max_batch_chars: int = 65536,
+    max_batch_seconds: float | None = 1.0,
     max_message_bytes: int = 16 * 1024 * 1024,
+    max_inflight_bytes: int = 256 * 1024 * 1024,
     max_concurrent_rpcs: int = 256,
     tls_cert: str | Path | bytes | None = None,
     tls_key: str | Path | bytes | None = None,
@@ -631,9 +841,16 @@ def create_server(
     ``judge``: an :class:`~flame_reward.autorater.Autorater` (or any object with
     ``judge(task, examples, on_error=...)``); ``None`` starts NOT_SERVING until
     ``server.set_judge(...)`` (load the model after the port is open, so health checks
-    see it loading). ``max_batch_size`` items per call into the core, gathered for up to
-    ``max_wait_ms``; ``max_queue`` items waiting before RESOURCE_EXHAUSTED; ``max_items``
-    per request. ``tls_cert``/``tls_key`` (PEM paths or bytes) serve TLS, with
+    see it loading). ``max_batch_size`` judgments, ``max_batch_chars`` characters and
+    about ``max_batch_seconds`` (from the core's recent pace; ``None`` or 0: no time
+    bound) per call into the core, gathered for up to ``max_wait_ms``; ``max_queue`` judgments
+    admitted and not yet judged before RESOURCE_EXHAUSTED; ``max_items`` judgments per
+    request (a Rank counts its tournament's pairs). ``max_field_chars``: a longer field is
+    cut to it before tokenizing when the task may truncate it, refused (an item error
+    naming it) otherwise; ``None``: 32 characters per token of the judge's ``max_length``.
+    ``max_message_bytes``: the largest request (RESOURCE_EXHAUSTED beyond);
+    ``max_inflight_bytes``: requests in progress at once, in bytes (at least one request;
+    RESOURCE_EXHAUSTED beyond). ``tls_cert``/``tls_key`` (PEM paths or bytes) serve TLS, with
     ``tls_client_ca`` also requiring client certificates (mTLS). ``token``: require
     ``authorization: Bearer <token>`` (one token or several, for rotation).
     ``max_connection_age_s``: close client connections after this age (in-flight calls
@@ -644,7 +861,10 @@ def create_server(
     health_servicer.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
     servicer = RewardServicer(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
-                              max_items=max_items, max_rank_candidates=max_rank_candidates, metrics=metrics,
+                              max_items=max_items, max_rank_candidates=max_rank_candidates,
+                              max_field_chars=max_field_chars, max_batch_chars=max_batch_chars,
+                              max_batch_seconds=max_batch_seconds, max_inflight_bytes=max_inflight_bytes,
+                              metrics=metrics,
                               health_servicer=health_servicer)
     interceptors = [BearerTokenInterceptor(token, metrics)] if token else []
     options = [
@@ -655,10 +875,9 @@ def create_server(
     if max_connection_age_s:
         options += [("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)),
                     ("grpc.max_connection_age_grace_ms", 30_000)]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_concurrent_rpcs + 4, thread_name_prefix="flame-reward-rpc"),
-        interceptors=interceptors, options=options, maximum_concurrent_rpcs=max_concurrent_rpcs,
-    )
+    executor = futures.ThreadPoolExecutor(max_workers=max_concurrent_rpcs + 4, thread_name_prefix="flame-reward-rpc")
+    server = grpc.server(executor, interceptors=interceptors, options=options,
+                         maximum_concurrent_rpcs=max_concurrent_rpcs)
     server.add_generic_rpc_handlers((method_handlers(servicer),))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     from grpc_reflection.v1alpha import reflection
@@ -678,7 +897,7 @@ def create_server(
         raise InvalidInput("address", f"cannot bind {address}: {exc}") from None
     if not port:
         raise InvalidInput("address", f"cannot bind {address}")
-    reward_server = RewardServer(server, servicer, health_servicer, port, address)
+    reward_server = RewardServer(server, servicer, health_servicer, port, address, executor)
     if judge is not None:
         reward_server.set_judge(judge)
     return reward_server, port
