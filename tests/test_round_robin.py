@@ -77,16 +77,3 @@ def test_the_reranker_and_the_trl_group_reward_score_the_same_tournament(judge):
     # win rate = expected wins / (n - 1); the reranker may judge a pair in the other order
     # (P(b beats a) = 1 - P(a beats b) up to batching noise)
     assert rewards == pytest.approx([s / (n - 1) for s in ranked.scores], abs=1e-4)
-
-
-def test_it_computes_what_the_sidecars_rank_computes(source):
-    """The sidecar still has its own copy (``server.service._round_robin``); the shared
-    function reproduces it: a rejected pair counts as a tie there."""
-    from flame_reward.server.service import _round_robin
-
-    order, wins, calls, details = _round_robin(source, "pairwise", PROMPT, CANDIDATES, None, {})
-    n = len(CANDIDATES)
-    games = play(source, "pairwise", [list(range(n))], example)
-    shared = expected_wins({**games.outcomes, **dict.fromkeys(games.errors, 0.5)}, range(n))
-    assert wins == pytest.approx([shared[i] for i in range(n)], abs=1e-9)
-    assert calls == 2 * games.judged and details["judge_errors"] == len(games.errors)
