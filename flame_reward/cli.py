@@ -69,11 +69,15 @@ def _parse_map(items: Sequence[str]) -> dict[str, str]:
 def _run_rows(args: argparse.Namespace, task: str, defaults: dict[str, Any]) -> int:
     """Judge every row of ``args.input`` and write it back with its verdict or its error."""
     from flame_reward.progress import progress_bar
-    from flame_reward.rows import RowWriter, read_rows
+    from flame_reward.rows import RowWriter, read_rows, row_example, row_record
     from flame_reward.tasks.registry import get_task_type
 
     task_type = get_task_type(task)
     mapping = _parse_map(args.map or [])
+    if getattr(args, "engine", "local") == "ray":
+        from flame_reward.integrations.ray_data import run_rows
+
+        return run_rows(args, task_type.name, defaults, mapping)
     rows = list(read_rows(args.input))
     judge = load_judge(args)
     started = time.perf_counter()
@@ -83,32 +87,14 @@ def _run_rows(args: argparse.Namespace, task: str, defaults: dict[str, Any]) -> 
     with RowWriter(args.output) as out:
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
-            examples, slots = [], []
-            for row in part:
-                if row.data is None:
-                    continue
-                example = {**defaults, **row.data}
-                for field, column in mapping.items():
-                    if column in row.data:
-                        example[field] = row.data[column]
-                examples.append(example)
-                slots.append(row)
+            slots = [row for row in part if row.data is not None]
+            examples = [row_example(row, defaults, mapping) for row in slots]
             verdicts = judge.judge(task_type, examples, on_error="return") if examples else []
             by_row = {id(r): v for r, v in zip(slots, verdicts)}
             for row in part:
-                if row.data is None:
-                    out.write({"_line": row.line, "_raw": row.raw, "error": row.error})
-                    bad += 1
-                    continue
-                v = by_row[id(row)]
-                record = dict(row.data)
-                if hasattr(v, "score"):
-                    record["flame_reward"] = v.to_dict()
-                    ok += 1
-                else:
-                    record["error"] = v.to_dict()["error"]
-                    record["_line"] = row.line
-                    bad += 1
+                record, judged = row_record(row, by_row.get(id(row)))
+                ok += judged
+                bad += not judged
                 out.write(record)
             bar.update(len(part))
     bar.close()
@@ -183,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--criteria", default=None, help="evaluation criteria replacing the task's default")
         p.add_argument("--strict", action="store_true", help="exit 1 when any row had an error")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local (default), or ray: Ray Data on an actor pool (the 'ray' extra; RAY_ADDRESS picks "
+                            "a cluster), same output rows in the same order")
+        p.add_argument("--actors", type=int, default=2, help="with --engine ray: judge actors, each with its own model")
         add_model_options(p)
         p.set_defaults(fn=fn)
         return p

@@ -87,3 +87,27 @@ class RowWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def row_example(row: InputRow, defaults: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
+    """The judge example of a parsed row: ``defaults``, the row's columns, then ``--map``ped fields."""
+    assert row.data is not None
+    example = {**defaults, **row.data}
+    for field, column in mapping.items():
+        if column in row.data:
+            example[field] = row.data[column]
+    return example
+
+
+def row_record(row: InputRow, result: Any) -> tuple[dict[str, Any], bool]:
+    """The output record of a row and whether it was judged: the row with ``flame_reward``
+    (the verdict), or with ``error`` and ``_line`` (an item error, or a row that did not parse)."""
+    if row.data is None:
+        return {"_line": row.line, "_raw": row.raw, "error": row.error}, False
+    record = dict(row.data)
+    if hasattr(result, "score"):
+        record["flame_reward"] = result.to_dict()
+        return record, True
+    record["error"] = result.to_dict()["error"]
+    record["_line"] = row.line
+    return record, False

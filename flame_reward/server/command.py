@@ -48,6 +48,15 @@ def add_command(sub: Any) -> None:
                         "(or set FLAME_REWARD_TOKEN)")
     g.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus text metrics on this port")
     g.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    h = p.add_argument_group("HTTP (OpenRLHF's POST /get_reward; needs the 'http' extra; see docs/ppo.md)")
+    h.add_argument("--http", type=int, default=None, metavar="PORT",
+                   help="also serve HTTP on this port (0: any free one) through the same batcher, auth and TLS")
+    h.add_argument("--http-port-file", default=None, help="write the bound HTTP port to this file once listening")
+    h.add_argument("--http-mode", choices=("pointwise", "reference"), default="pointwise",
+                   help="/get_reward's default mode (a URL may override it: ?mode=reference)")
+    h.add_argument("--http-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="other /get_reward defaults: scale=1-5, normalize=true, criteria=..., invalid_reward=0")
+    h.add_argument("--no-grpc", action="store_true", help="serve HTTP only (with --http)")
     add_model_options(p)
     p.set_defaults(fn=cmd_serve)
 
@@ -66,6 +75,27 @@ def _tokens(args: argparse.Namespace) -> list[str]:
     return [env] if env else []
 
 
+def _write_port(path: str | None, port: int) -> None:
+    if path:
+        tmp = Path(path + ".tmp")
+        tmp.write_text(f"{port}\n")
+        tmp.replace(path)  # readers never see a half-written file
+
+
+def _http_spec(args: argparse.Namespace) -> Any:
+    from flame_reward.integrations.openrlhf import RewardSpec, parse_options
+
+    options: dict[str, str] = {}
+    for item in args.http_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput("--http-option", f"expected KEY=VALUE, got {item!r}")
+        options[key.strip()] = value
+    if "mode" in options:
+        raise InvalidInput("--http-option", "set the mode with --http-mode")
+    return RewardSpec(mode=args.http_mode, **parse_options(options))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from flame_reward.cli import load_judge
     from flame_reward.server.observability import configure_json_logging, event
@@ -77,10 +107,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidInput("--tls-cert" if args.tls_cert is None else "--tls-key",
                            "TLS needs both --tls-cert and --tls-key")
+    if args.no_grpc and args.http is None:
+        raise InvalidInput("--no-grpc", "needs --http PORT (there would be nothing to serve)")
+    spec = _http_spec(args) if args.http is not None else None
     configure_json_logging(getattr(logging, args.log_level.upper()))
     host = args.host if not (":" in args.host and not args.host.startswith("[")) else f"[{args.host}]"
     server, port = create_server(
-        f"{host}:{args.port}", None, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+        f"{host}:{0 if args.no_grpc else args.port}", None, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue, max_items=args.max_items, max_message_bytes=int(args.max_message_mb * 2**20),
         max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, token=_tokens(args) or None,
@@ -89,18 +122,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
-    server.start()
+    if not args.no_grpc:  # with --no-grpc the service object only runs the batcher for HTTP
+        server.start()
+    http = None
+    if args.http is not None:
+        from flame_reward.server.http import serve_http
+
+        try:
+            http = serve_http(server.servicer, args.host.strip("[]"), args.http, tokens=_tokens(args), spec=spec,
+                              max_body_bytes=int(args.max_message_mb * 2**20), tls_cert=args.tls_cert,
+                              tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, grace_s=args.grace)
+        except BaseException:
+            server.stop(0).wait(10)
+            raise
+        _write_port(args.http_port_file, http.port)
     if args.metrics_port is not None:
         event("metrics", port=server.serve_metrics(args.host.strip("[]"), args.metrics_port))
-    if args.port_file:
-        tmp = Path(args.port_file + ".tmp")
-        tmp.write_text(f"{port}\n")
-        tmp.replace(args.port_file)  # readers never see a half-written file
+    if not args.no_grpc:
+        _write_port(args.port_file, port)
     event("loading", model=args.model or "embedded default", tls=args.tls_cert is not None,
           auth=bool(_tokens(args)))
     try:
         judge = load_judge(args)
     except BaseException:
+        if http is not None:
+            http.stop(10)
         server.stop(0).wait(10)
         raise
     if not stop.is_set():
@@ -108,6 +154,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     while not stop.wait(1.0):
         pass
     event("signal", grace_s=args.grace)
+    if http is not None:
+        http.stop(args.grace + 5)
     server.stop(args.grace).wait(args.grace + 35)
     print("flame-reward serve: stopped", file=sys.stderr)
     return 0
