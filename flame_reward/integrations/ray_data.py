@@ -70,9 +70,17 @@ def judge_examples(task: str, examples: Sequence[Mapping[str, Any]], *, actors: 
                    model_options: Mapping[str, Any] | None = None, rows_per_call: int = 32,
                    cpus_per_actor: float = 1.0, gpus_per_actor: float = 0.0,
                    progress: bool = True) -> Iterator[Verdict | ItemError]:
-    """Verdicts for ``examples`` from an actor pool of ``actors`` judges, yielded in input order."""
+    """Verdicts for ``examples`` from an actor pool of ``actors`` judges, yielded in input order
+    (settings are checked now, the pool starts on the first ``next``)."""
     if actors < 1:
         raise InvalidInput("--actors", f"must be >= 1, got {actors}")
+    return _stream(task, examples, actors, dict(model_options or {}), rows_per_call, cpus_per_actor,
+                   gpus_per_actor, progress)
+
+
+def _stream(task: str, examples: Sequence[Mapping[str, Any]], actors: int, model_options: dict[str, Any],
+            rows_per_call: int, cpus_per_actor: float, gpus_per_actor: float,
+            progress: bool) -> Iterator[Verdict | ItemError]:
     if not examples:
         return
     ray, started = _ray(progress)
@@ -86,7 +94,7 @@ def judge_examples(task: str, examples: Sequence[Mapping[str, Any]], *, actors: 
         blocks = max(1, min(len(items), -(-len(items) // rows_per_call)))
         ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             JudgeActor, batch_size=rows_per_call, compute=ray.data.ActorPoolStrategy(size=actors),
-            fn_constructor_kwargs={"task": task, "options": dict(model_options or {})},
+            fn_constructor_kwargs={"task": task, "options": model_options},
             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, batch_format="numpy")
         expected = 0
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
