@@ -81,6 +81,9 @@ def test_split_tolerates_whitespace_a_decoder_adds_and_refuses_a_foreign_query()
     assert err.value.field == "query" and "does not start with its prompt" in str(err.value)
     with pytest.raises(InvalidInput, match="prompts"):
         split_response("text", None)
+    # only a role header on its own line is dropped, never the user's last word
+    chatml = "<|im_start|>user\nWhat is a language model<|im_end|>\n<|im_start|>assistant\n"
+    assert plain_text(chatml) == "user\nWhat is a language model"
 
 
 # -- the HTTP sidecar through OpenRLHF's fetch ---------------------------------------------------
@@ -178,6 +181,24 @@ def test_health_and_calls_while_the_model_loads():
         body = {"query": ["p r"], "prompts": ["p"], "labels": [None]}
         status, reply = _post(f"{url}/get_reward", json.dumps(body).encode())
     assert status == 503 and reply["field"] == "model"
+
+
+def test_a_failing_judge_gives_a_json_500():
+    from flame_reward.server.batcher import MicroBatcher
+    from flame_reward.server.http import HttpServer, HttpSettings, create_app
+
+    class Broken:
+        def judge(self, task, examples, on_error="return"):
+            raise RuntimeError("out of memory")
+
+    batcher = MicroBatcher(Broken(), max_wait_ms=0)
+    try:
+        with HttpServer(create_app(HttpSettings(batcher=lambda: batcher))) as server:
+            body = {"query": ["p r"], "prompts": ["p"], "labels": [None]}
+            status, reply = _post(f"http://127.0.0.1:{server.port}/get_reward", json.dumps(body).encode())
+    finally:
+        batcher.close(WAIT)
+    assert status == 500 and reply == {"error": "scoring: RuntimeError: out of memory", "field": "scoring"}
 
 
 def test_native_judge_route_returns_verdicts(tiny_dir_judge):

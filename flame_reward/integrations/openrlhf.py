@@ -46,7 +46,7 @@ MARKUP = re.compile(
     r"|\[/?INST\]|\[/?SYSTEM_PROMPT\]|<</?SYS>>"
 )
 _TRAILING_MARKUP = re.compile(rf"(?:\s*(?:{MARKUP.pattern}))+\s*$")
-_ROLE_LINE = re.compile(r"\n*(?:assistant|model|gpt|bot)\s*$", re.IGNORECASE)
+_ROLE_LINE = re.compile(r"\n+(?:assistant|model|gpt|bot)\s*$", re.IGNORECASE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _SPACE = "\u2581"  # SentencePiece's visible space, left in text by some decoders
 

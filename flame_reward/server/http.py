@@ -157,9 +157,9 @@ def create_app(settings: HttpSettings) -> Any:
             except _HttpError as exc:
                 status = exc.status
                 return _error(exc)
-            except FlameRewardError as exc:
+            except Exception as exc:  # noqa: BLE001 (a JSON 500 naming the failure, never a bare traceback)
                 status = 500
-                return _json(500, {"error": f"scoring: {exc}", "field": "scoring"})
+                return _json(500, {"error": f"scoring: {type(exc).__name__}: {exc}", "field": "scoring"})
             finally:
                 seconds = time.perf_counter() - started
                 settings.metrics.inc("requests_total", method=f"http:{route}", code=str(status))
