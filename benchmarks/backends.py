@@ -56,7 +56,8 @@ def _machine(threads: int) -> str:
 
 def _partial_int8(src: Path, target: Path, keep: tuple[str, ...]) -> str:
     """A copy of the export whose int8 graph keeps the ``keep`` linear layers fp32."""
-    from flame_reward.models.onnx_export import MANIFEST, _graph_entry, quantize_int8
+    from flame_reward.models.onnx_export import _graph_entry, quantize_int8
+    from flame_reward.models.onnx_format import MANIFEST
 
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(src, target, ignore=shutil.ignore_patterns("model.int8.onnx*"))

@@ -42,7 +42,7 @@ def _tiny_judge(batch_size: int) -> Any:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from flame_reward.autorater import Autorater
-    from flame_reward.backends import TorchBackend
+    from flame_reward.models.backends import TorchBackend
     from flame_reward.models.embedded import embedded_model_dir
     from flame_reward.models.loading import LoadedModel
     from flame_reward.scoring import Scorer

@@ -65,7 +65,7 @@ class Autorater:
             raise InvalidInput("backend", f"unknown backend {backend!r}; available: torch, onnx")
         if quantize not in (None, "", "none"):
             raise InvalidInput("quantize", f"{quantize!r} quantisation runs on the onnx backend: pass backend='onnx'")
-        from flame_reward.backends import TorchBackend
+        from flame_reward.models.backends import TorchBackend
 
         loaded = load_model(model, adapter=adapter, device=device, dtype=dtype, revision=revision)
         scorer = Scorer(TorchBackend(loaded, threads=threads), loaded.tokenizer,
@@ -80,9 +80,10 @@ class Autorater:
                    quantize: str | None) -> Autorater:
         from pathlib import Path
 
-        from flame_reward.backends import OnnxBackend
+        from flame_reward.models.backends import OnnxBackend
         from flame_reward.errors import ModelLoadError
-        from flame_reward.models.onnx_export import cached_export, check_quantize, is_onnx_dir
+        from flame_reward.models.onnx_export import cached_export
+        from flame_reward.models.onnx_format import check_quantize, is_onnx_dir
 
         quantize = check_quantize(quantize)
         if dtype not in (None, "auto", "float32", "fp32"):

@@ -1,20 +1,24 @@
-"""Every pluggy hook flame-reward offers, typed and documented.
+"""Every pluggy hook flame-reward offers, typed; each one is called by the package.
 
-Plugins are Python packages that declare an entry point in the ``flame_reward`` group
-(``[project.entry-points.flame_reward] my_plugin = "my_package.plugin"``) and implement
-some of these hooks with ``@flame_reward.hookimpl``. The built-in task types use the same
-hook, so a plugin's task type is a first-class citizen everywhere: the CLI, the TRL
-adapter, the server and the reranker all look task types up by name.
+A plugin is a module (or object) with functions marked ``@flame_reward.hookimpl`` whose
+names are hooks below; a separately installed package declares it as an entry point in
+the ``flame_reward`` group. The built-ins are plugins registered the same way (see
+:mod:`flame_reward.plugins`), so a plugin's task type, pair format, data set or command is
+looked up exactly like a built-in one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
+    from argparse import ArgumentParser, _SubParsersAction
+
+    from flame_reward.data.formats import PairFormat
+    from flame_reward.data.sets import NamedSet
     from flame_reward.tasks.base import TaskType
 
 hookspec = pluggy.HookspecMarker("flame_reward")
@@ -22,30 +26,23 @@ hookimpl = pluggy.HookimplMarker("flame_reward")
 
 
 @hookspec
+def register_commands(subparsers: _SubParsersAction[ArgumentParser]) -> None:
+    """Add ``flame-reward`` subcommands: ``subparsers.add_parser(...)``, then ``set_defaults(fn=run)``
+    with ``run(args) -> int`` (its exit status)."""
+
+
+@hookspec
 def register_task_types(register: Callable[[TaskType], None]) -> None:
-    """Register task types by calling ``register(task_type_instance)``.
-
-    A task type subclasses :class:`flame_reward.tasks.TaskType` and provides its fields,
-    its rendering in the FLAMe INSTRUCTION / CONTEXT / EVALUATION form, its verdict
-    vocabulary, a parser for generated answers and a training target. Registering two
-    different classes under one name is an error.
-    """
+    """Register task types by calling ``register(task_type_instance)``; names are unique."""
 
 
 @hookspec
-def register_pair_formats(register: Callable[[Any], None]) -> None:
-    """Register pairwise data formats for ``eval-pairs`` by calling ``register(PairFormat)``.
-
-    A :class:`flame_reward.data.formats.PairFormat` names a format, detects it from a row
-    and converts a row into a preference pair (raising ``InvalidInput`` naming the field
-    for a malformed row, which is then reported with its line number and skipped).
-    """
+def register_pair_formats(register: Callable[[PairFormat], None]) -> None:
+    """Register pairwise row formats (read by ``read_pairs`` and ``eval-pairs``) by calling
+    ``register(PairFormat(...))``; detection tries them in registration order."""
 
 
 @hookspec
-def register_datasets(register: Callable[[Any], None]) -> None:
-    """Register named training/evaluation datasets by calling ``register(dataset)``.
-
-    Used by the training recipe: a dataset yields labelled task examples and has a
-    deterministic dev split that training never sees.
-    """
+def register_datasets(register: Callable[[NamedSet], None]) -> None:
+    """Register named human-labelled sets (``load_pairs`` / ``load_scores`` / ``load_classes``,
+    ``eval-pairs``, ``train``) by calling ``register(NamedSet(...))``."""

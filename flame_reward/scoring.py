@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from flame_reward.backends import Backend
+from flame_reward.models.backends import Backend
 from flame_reward.encoding import Encoded, encode, label_token_ids
-from flame_reward.errors import FlameRewardError, InvalidInput, VerdictParseError
+from flame_reward.errors import InvalidInput, VerdictParseError
 from flame_reward.prefix import PrefixNode, plan_prefixes
 from flame_reward.progress import progress_bar
 from flame_reward.results import Generation, ItemError, Verdict
@@ -63,15 +63,6 @@ class Cost:
 
     def snapshot(self) -> dict[str, int]:
         return {"forwards": self.forwards, "tokens": self.tokens, "judgments": self.judgments}
-
-
-def swapped(task: TaskType, example: Mapping[str, Any]) -> dict[str, Any]:
-    """The example presented in the other order (fields exchanged)."""
-    assert task.swap is not None
-    a, b = task.swap.fields
-    out = dict(example)
-    out[a], out[b] = example[b], example[a]
-    return out
 
 
 class Scorer:
@@ -136,7 +127,7 @@ class Scorer:
                 labels = task_type.verdicts(example)
                 shows = [example]
                 if task_type.swap is not None and both_orders:
-                    shows.append(swapped(task_type, example))
+                    shows.append(task_type.swapped(example))
                 reserve = max(len(s) for s in self._labels(labels))
                 encs = [
                     encode(self.tokenizer, task_type.render(s), task_type.truncatable(), self.max_length, reserve)
@@ -389,4 +380,4 @@ def _parse_generation(task: TaskType, example: Mapping[str, Any], samples: list[
     return Generation(task.name, samples[0], label, None, tuple(samples))
 
 
-__all__ = ["Cost", "FlameRewardError", "Scorer", "swapped"]
+__all__ = ["Cost", "OnError", "Scorer"]

@@ -52,7 +52,7 @@ def tiny_loaded(tokenizer):
 def tiny_judge(tiny_loaded):
     """A fresh Autorater over the tiny random Llama (fresh so cost counters start at 0)."""
     from flame_reward.autorater import Autorater
-    from flame_reward.backends import TorchBackend
+    from flame_reward.models.backends import TorchBackend
     from flame_reward.scoring import Scorer
 
     scorer = Scorer(TorchBackend(tiny_loaded), tiny_loaded.tokenizer, batch_size=4, max_length=512)

@@ -35,7 +35,7 @@ def varied_judge(tokenizer, seed: int = 3):
     """A tiny random Llama judge whose verdicts differ clearly between inputs
     (initializer_range 0.5), so a mixed-up answer cannot pass for the right one."""
     from flame_reward.autorater import Autorater
-    from flame_reward.backends import TorchBackend
+    from flame_reward.models.backends import TorchBackend
     from flame_reward.scoring import Scorer
     from tests.conftest import make_tiny_loaded
 

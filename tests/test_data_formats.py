@@ -20,12 +20,13 @@ from flame_reward.data import (
     detect_format,
     location,
     read_pairs,
-    register_pair_format,
     split_hh_transcripts,
     split_of,
 )
-from flame_reward.data import formats as formats_module
+from flame_reward.data import get_pair_format
 from flame_reward.errors import DataError, InvalidInput
+from flame_reward.hookspecs import hookimpl
+from flame_reward.plugins import get_plugin_manager
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -250,21 +251,58 @@ def test_unreadable_files_raise(tmp_path: Path) -> None:
         read_pairs(tmp_path / "obj.json")
 
 
-def test_register_pair_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats_module, "PAIR_FORMATS", dict(PAIR_FORMATS))
+class QaPrefPlugin:
+    """A plugin adding one pairwise format, registered the way an entry point would be."""
+
     fmt = PairFormat(
         "qa-pref",
         "question, better, worse",
         lambda row: "better" in row,
         lambda row: PairFields(row["question"], row["better"], row["worse"], "A"),
     )
-    register_pair_format(fmt)
-    with pytest.raises(InvalidInput):
-        register_pair_format(fmt)
-    rows = [{"question": "q", "better": "b", "worse": "w"}, {"better": "b", "worse": "w"}]
-    result = read_pairs(write_jsonl(tmp_path / "x.jsonl", rows))
-    assert [(r.dataset, r.prompt, r.row) for r in result.records] == [("qa-pref", "q", 1)]
-    assert result.bad[0].error == "question: missing"
+
+    @staticmethod
+    @hookimpl
+    def register_pair_formats(register: Any) -> None:
+        register(QaPrefPlugin.fmt)
+
+
+class TakenNamePlugin:
+    @staticmethod
+    @hookimpl
+    def register_pair_formats(register: Any) -> None:
+        register(PairFormat("llmbar", "another llmbar", lambda row: False, lambda row: PairFields("p", "a", "b", "A")))
+
+
+def test_plugin_pair_format(tmp_path: Path) -> None:
+    pm = get_plugin_manager()
+    builtin = list(PAIR_FORMATS)
+    pm.register(QaPrefPlugin, name="test-qa-pref")
+    try:
+        # pluggy runs the latest registration first: a plugin registered at run time is
+        # tried before the formats loaded with the plugin manager.
+        assert list(PAIR_FORMATS) == ["qa-pref", *builtin]
+        rows = [{"question": "q", "better": "b", "worse": "w"}, {"better": "b", "worse": "w"}]
+        result = read_pairs(write_jsonl(tmp_path / "x.jsonl", rows))
+        assert [(r.dataset, r.prompt, r.row) for r in result.records] == [("qa-pref", "q", 1)]
+        assert result.bad[0].error == "question: missing"
+    finally:
+        pm.unregister(name="test-qa-pref")
+    assert list(PAIR_FORMATS) == builtin
+    with pytest.raises(DataError, match="unknown pair format 'qa-pref'"):
+        read_pairs(tmp_path / "x.jsonl", format="qa-pref")
+
+
+def test_a_taken_format_name_is_an_error() -> None:
+    pm = get_plugin_manager()
+    pm.register(TakenNamePlugin, name="test-taken")
+    try:
+        with pytest.raises(InvalidInput) as err:
+            get_pair_format("llmbar")
+        assert err.value.field == "name" and "'llmbar' is registered twice" in str(err.value)
+    finally:
+        pm.unregister(name="test-taken")
+    assert get_pair_format("llmbar").description.startswith("input, output_1")
 
 
 # --- records -------------------------------------------------------------------------

@@ -5,10 +5,13 @@ import math
 
 import pytest
 
+from flame_reward.data import PairFields, PairFormat
 from flame_reward.errors import DataError
 from flame_reward.eval.pairs import evaluate_source, load_source, pooled, summarize_source
 from flame_reward.eval.report import pairs_markdown, plot_pairs, write_report
 from flame_reward.eval.rewardbench import EXAMPLE_COUNTS, SUBSET_MAPPING, rewardbench_summary, section_scores
+from flame_reward.hookspecs import hookimpl
+from flame_reward.plugins import get_plugin_manager
 from flame_reward.results import ItemError, Verdict
 
 
@@ -165,12 +168,19 @@ def test_report_files(tmp_path):
     assert not math.isnan(data["all"]["accuracy"])
 
 
-def test_plugin_pair_format_is_read(tmp_path):
-    from flame_reward.data import PAIR_FORMATS, PairFields, PairFormat, register_pair_format
+class QgbFormatPlugin:
+    """A plugin adding a pairwise format through the register_pair_formats hook."""
 
-    fmt = PairFormat("test-qgb", "question, good, bad", lambda row: {"question", "good", "bad"} <= set(row),
-                     lambda row: PairFields(row["question"], row["good"], row["bad"], "A", "plugin"))
-    register_pair_format(fmt)  # what a plugin's register_pair_formats hook calls
+    @staticmethod
+    @hookimpl
+    def register_pair_formats(register):
+        register(PairFormat("test-qgb", "question, good, bad", lambda row: {"question", "good", "bad"} <= set(row),
+                            lambda row: PairFields(row["question"], row["good"], row["bad"], "A", "plugin")))
+
+
+def test_plugin_pair_format_is_read(tmp_path):
+    pm = get_plugin_manager()
+    pm.register(QgbFormatPlugin, name="test-qgb")
     try:
         path = _write(tmp_path / "q.jsonl", [{"question": "q", "good": "g", "bad": "b"}, {"question": "q2", "good": "g"}])
         src = load_source(path, format="test-qgb")
@@ -179,4 +189,4 @@ def test_plugin_pair_format_is_read(tmp_path):
         report, _ = evaluate_source(FakeJudge([v(0.9, 0.1)]), src)
         assert report["rows"] == 2 and report["judged"] == 1 and report["bad"] == 1
     finally:
-        PAIR_FORMATS.pop("test-qgb", None)
+        pm.unregister(name="test-qgb")

@@ -48,7 +48,7 @@ def copy_dir(onnx_dir, tmp_path):
 
 def _judges(spread_loaded, onnx_dir, quantize=None):
     from flame_reward.autorater import Autorater
-    from flame_reward.backends import OnnxBackend, TorchBackend
+    from flame_reward.models.backends import OnnxBackend, TorchBackend
     from flame_reward.scoring import Scorer
 
     tok = spread_loaded.tokenizer
@@ -104,7 +104,7 @@ def test_onnx_fp32_equals_torch(spread_loaded, onnx_dir):
 
 
 def test_backend_keep_and_any_token_ids(spread_loaded, onnx_dir):
-    from flame_reward.backends import OnnxBackend, TorchBackend
+    from flame_reward.models.backends import OnnxBackend, TorchBackend
 
     rows = [list(range(100, 140)), list(range(300, 307)), [5]]
     torch_be, onnx_be = TorchBackend(spread_loaded), OnnxBackend(onnx_dir)
@@ -167,7 +167,7 @@ def test_backend_option_errors(onnx_dir, capsys):
     ("not_a_verdict_graph", "not a flame-reward verdict graph"),
 ])
 def test_bad_directories_name_the_problem(copy_dir, tmp_path, breakage, message):
-    from flame_reward.backends import OnnxBackend
+    from flame_reward.models.backends import OnnxBackend
 
     d = copy_dir()
     manifest = json.loads((d / "manifest.json").read_text())
@@ -207,7 +207,7 @@ def test_bad_directories_name_the_problem(copy_dir, tmp_path, breakage, message)
 
 def test_adapter_mismatch_and_non_model_dirs(copy_dir, tmp_path):
     from flame_reward.autorater import Autorater
-    from flame_reward.backends import OnnxBackend
+    from flame_reward.models.backends import OnnxBackend
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
@@ -247,4 +247,6 @@ def test_embedded_default_onnx_parity(tmp_path):
     onnx = Autorater.from_pretrained(str(out), backend="onnx", max_length=1024, batch_size=4)
     assert _max_diff(ref.compare_batch(pairs), onnx.compare_batch(pairs)) < 1e-3
     int8 = Autorater.from_pretrained(str(out), backend="onnx", quantize="int8", max_length=1024, batch_size=4)
-    assert _max_diff(ref.compare_batch(pairs), int8.compare_batch(pairs)) < 0.5  # see docs/speed.md for the figures
+    # Measured here on these 6 pairs: max |dP| 0.089 (fp32 graph: 2.2e-6); the margin covers
+    # int8 kernels that differ between CPUs. docs/speed.md has the fidelity figures.
+    assert _max_diff(ref.compare_batch(pairs), int8.compare_batch(pairs)) < 0.089 + 0.06

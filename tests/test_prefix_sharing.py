@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flame_reward.backends import TorchBackend
+from flame_reward.models.backends import TorchBackend
 from flame_reward.prefix import common_prefix, plan_prefixes
 from flame_reward.scoring import Scorer
 
@@ -125,7 +125,7 @@ def test_sliding_window_models_are_not_shared():
 
     config = MistralConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                            num_attention_heads=2, num_key_value_heads=1, sliding_window=8)
-    from flame_reward.backends import _shares_prefixes
+    from flame_reward.models.backends import _shares_prefixes
 
     assert not _shares_prefixes(MistralForCausalLM(config))
 

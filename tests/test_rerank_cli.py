@@ -20,7 +20,7 @@ def run(argv):
     """The humaneval command through its own parser (independent of the other commands)."""
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    command.add_command(sub)
+    command.register_commands(sub)
     args = parser.parse_args(["humaneval", *argv])
     return args.fn(args)
 
@@ -35,7 +35,10 @@ def tiny_model_dir(tmp_path_factory, tokenizer):
 
 
 def test_registered_in_the_cli():
-    assert "flame_reward.rerank.command" in cli.COMMAND_MODULES
+    from flame_reward.plugins import get_plugin_manager
+
+    assert get_plugin_manager().get_plugin("flame_reward.rerank.command") is command
+    assert "humaneval" in cli.build_parser()._subparsers._group_actions[0].choices
 
 
 def test_cli_limit_2_on_the_tiny_judge(tmp_path, tiny_model_dir, capsys):

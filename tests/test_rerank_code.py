@@ -125,13 +125,15 @@ def test_no_hidden_test_text_reaches_the_judge_or_the_ranking_executions(monkeyp
     hidden_markers = [SENTINEL, "def check(", "candidate(", "METADATA"]
     for text in judge.rendered:
         assert not any(m in text for m in hidden_markers)
-    scoring = [j for j in jobs if SENTINEL in j.program]
-    ranking = [j for j in jobs if SENTINEL not in j.program]
-    # the hidden tests ran exactly once per candidate, as whole programs (final scoring)
+    scoring = [j for j in jobs if SENTINEL in (j.test or "")]
+    ranking = [j for j in jobs if SENTINEL not in (j.test or "")]
+    # the hidden tests ran exactly once per candidate (final scoring), in the tester only:
+    # never in the candidate's program
     assert len(scoring) == len(cands) and all(j.asserts is None for j in scoring)
-    assert ranking and all(j.asserts for j in ranking)
+    assert not any(SENTINEL in j.program for j in jobs)
+    assert ranking and all(j.asserts and j.test is None for j in ranking)
     for job in ranking:
-        executed = job.program + "\n".join(job.asserts)
+        executed = job.program + job.prelude + "\n".join(job.asserts)
         assert not any(m in executed for m in hidden_markers)
     assert summaries["examples_codet"]["top1"] == 100.0
 

@@ -16,9 +16,10 @@ from flame_reward.cli import main
 
 
 def test_serve_is_registered_and_checks_arguments(capsys, tmp_path):
-    from flame_reward.cli import COMMAND_MODULES
+    from flame_reward.plugins import get_plugin_manager
+    from flame_reward.server import command
 
-    assert "flame_reward.server.command" in COMMAND_MODULES
+    assert get_plugin_manager().get_plugin("flame_reward.server.command") is command
     assert main(["serve", "--tls-cert", str(tmp_path / "cert.pem")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--tls-key" in err[0]

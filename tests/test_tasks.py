@@ -9,10 +9,11 @@ PAIR = {"prompt": "What is 2+2?", "response_a": "4", "response_b": "5"}
 
 
 def test_builtin_types_registered_through_the_hook():
-    from flame_reward.plugins import pm
+    from flame_reward.plugins import get_plugin_manager
 
+    pm = get_plugin_manager()
     types = list_task_types()
-    for name in ("pairwise", "pointwise", "classification", "open_ended"):
+    for name in ("pairwise", "pointwise", "classification", "open_ended", "pairwise_named"):
         assert name in types
     builtin = pm.get_plugin("flame_reward.tasks.builtin")
     assert builtin is not None and pm.get_hookcallers(builtin)
@@ -122,3 +123,15 @@ def test_targets():
     assert err.value.field == "label"
     oe = get_task_type("open_ended")
     assert oe.target(oe.validate({"prompt": "Critique"}), " fine ") == "fine"
+
+
+def test_swapped_exchanges_the_swap_fields_only():
+    task = get_task_type("pairwise")
+    ex = task.validate({**PAIR, "criteria": "Prefer brevity."})
+    other = task.swapped(ex)
+    assert (other["response_a"], other["response_b"]) == ("5", "4")
+    assert other["prompt"] == ex["prompt"] and other["criteria"] == "Prefer brevity."
+    assert task.swapped(other) == ex
+    with pytest.raises(InvalidInput) as err:
+        get_task_type("pointwise").swapped({"prompt": "p", "response": "r"})
+    assert err.value.field == "task"

@@ -26,7 +26,7 @@ def spread_judge(tokenizer, seed: int = 0):
     (initializer_range 0.5; the default 0.02 puts every verdict within 1e-4 of uniform, too
     flat to tell a reordering from batching noise)."""
     from flame_reward.autorater import Autorater
-    from flame_reward.backends import TorchBackend
+    from flame_reward.models.backends import TorchBackend
     from flame_reward.scoring import Scorer
     from tests.conftest import make_tiny_loaded
 

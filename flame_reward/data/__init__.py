@@ -1,8 +1,9 @@
 """Readers for the human-labelled datasets in the shared data folder.
 
 ``load_pairs("hh-helpful")``, ``load_scores("summeval")`` and ``load_classes("qags")`` read
-a named set; :func:`read_pairs` reads any pairwise file in a known (or registered) format.
-Every reader returns its records together with the rows it could not read.
+a named set (built-in or registered by a plugin: :func:`named_sets`); :func:`read_pairs`
+reads any pairwise file in a registered format (:data:`PAIR_FORMATS`). Every reader
+returns its records together with the rows it could not read.
 """
 
 from flame_reward.data.formats import (
@@ -13,7 +14,6 @@ from flame_reward.data.formats import (
     get_pair_format,
     iter_json_rows,
     read_pairs,
-    register_pair_format,
     split_hh_transcripts,
 )
 from flame_reward.data.location import shared_data_dir
@@ -30,22 +30,21 @@ from flame_reward.data.records import (
     ScoreRecord,
 )
 from flame_reward.data.sets import (
-    CLASS_SETS,
-    PAIR_SETS,
-    SCORE_SETS,
+    DATASETS,
+    KINDS,
     NamedSet,
     load_classes,
     load_pairs,
     load_scores,
+    named_sets,
 )
 from flame_reward.data.splits import SPLITS, split_of
 
 __all__ = [
-    "CLASS_SETS",
+    "DATASETS",
+    "KINDS",
     "PAIR_FORMATS",
     "PAIR_LABELS",
-    "PAIR_SETS",
-    "SCORE_SETS",
     "SPLITS",
     "SPLIT_BY",
     "BadRow",
@@ -65,8 +64,8 @@ __all__ = [
     "load_classes",
     "load_pairs",
     "load_scores",
+    "named_sets",
     "read_pairs",
-    "register_pair_format",
     "shared_data_dir",
     "split_hh_transcripts",
     "split_of",

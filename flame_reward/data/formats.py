@@ -7,7 +7,8 @@ Two layers:
   number instead of stopping the read.
 * A :class:`PairFormat` recognises one dataset's columns and converts a row into the
   fields of a :class:`PairRecord`. Built-in formats cover RewardBench, HH-RLHF, PandaLM,
-  Auto-J and LLMBar; plugins add more with :func:`register_pair_format`.
+  Auto-J and LLMBar; plugins add more through the ``register_pair_formats`` hook, and
+  :data:`PAIR_FORMATS` holds them all (built-ins first).
 
 :func:`read_pairs` combines the two and accounts for every row.
 """
@@ -25,6 +26,8 @@ from typing import Any, NamedTuple
 
 from flame_reward.data.records import PAIR_LABELS, BadRow, PairReadResult, PairRecord
 from flame_reward.errors import DataError, InvalidInput
+from flame_reward.hookspecs import hookimpl
+from flame_reward.registry import Registry
 
 Row = Mapping[str, Any]
 
@@ -285,42 +288,28 @@ _BUILTIN = (
     ),
 )
 
-PAIR_FORMATS: dict[str, PairFormat] = {fmt.name: fmt for fmt in _BUILTIN}
+
+@hookimpl
+def register_pair_formats(register: Callable[[PairFormat], None]) -> None:
+    for fmt in _BUILTIN:
+        register(fmt)
 
 
-def register_pair_format(fmt: PairFormat, *, replace: bool = False) -> PairFormat:
-    """Add a pairwise format (e.g. from a plugin). Registering a taken name needs ``replace=True``."""
-    if fmt.name in PAIR_FORMATS and not replace:
-        raise InvalidInput("name", f"pair format {fmt.name!r} is already registered")
-    PAIR_FORMATS[fmt.name] = fmt
-    return fmt
+def _unknown_format(name: str, known: list[str]) -> DataError:
+    return DataError(f"unknown pair format {name!r}; known: {', '.join(known)}")
 
 
-_plugins_loaded = False
-
-
-def _load_plugin_formats() -> None:
-    """Add the formats plugins register through the ``register_pair_formats`` hook (once)."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    from flame_reward.plugins import pm
-
-    pm.hook.register_pair_formats(register=register_pair_format)
+#: Every pairwise format by name, in detection order (the order their hooks ran: the
+#: built-ins, then entry-point plugins' formats; see :mod:`flame_reward.plugins`).
+PAIR_FORMATS: Registry[PairFormat] = Registry("register_pair_formats", "pair format", _unknown_format)
 
 
 def get_pair_format(name: str) -> PairFormat:
     """The registered format called ``name``; :class:`DataError` listing known names otherwise."""
-    _load_plugin_formats()
-    try:
-        return PAIR_FORMATS[name]
-    except KeyError:
-        raise DataError(f"unknown pair format {name!r}; known: {', '.join(PAIR_FORMATS)}") from None
+    return PAIR_FORMATS.lookup(name)
 
 
 def _match(row: Row) -> PairFormat | None:
-    _load_plugin_formats()
     return next((fmt for fmt in PAIR_FORMATS.values() if fmt.detect(row)), None)
 
 

@@ -1,14 +1,16 @@
 """The named human-labelled sets in the shared data folder, so callers say ``load_pairs("hh-helpful")``.
 
-Three families, by what the humans judged:
+Three kinds, by what the humans judged:
 
-* pairwise (:data:`PAIR_SETS`): which of two responses is better;
-* pointwise (:data:`SCORE_SETS`): a 1-5 score for one response on one dimension;
-* classification (:data:`CLASS_SETS`): a label for one response (QAGS: is this summary
-  sentence supported by the article?).
+* pairwise: which of two responses is better;
+* pointwise: a 1-5 score for one response on one dimension;
+* classification: a label for one response (QAGS: is this summary sentence supported by
+  the article?).
 
-Every loader reads the files in place (see :func:`~flame_reward.data.location.shared_data_dir`)
-and returns a result holding the records, the malformed rows and the number of rows read.
+The built-in sets are registered through the ``register_datasets`` hook like any plugin's,
+and :data:`DATASETS` holds them all (:func:`named_sets` gives one kind). Every loader reads
+the files in place (see :func:`~flame_reward.data.location.shared_data_dir`) and returns a
+result holding the records, the malformed rows and the number of rows read.
 """
 
 from __future__ import annotations
@@ -35,17 +37,30 @@ from flame_reward.data.records import (
 )
 from flame_reward.data.splits import check_split
 from flame_reward.errors import DataError, InvalidInput
+from flame_reward.hookspecs import hookimpl
+from flame_reward.registry import Registry
 
 Res = TypeVar("Res", bound=ReadResult[Any])
+
+#: What a set's humans judged; also the name of the task type its records become.
+KINDS = ("pairwise", "pointwise", "classification")
 
 
 @dataclass(frozen=True)
 class NamedSet(Generic[Res]):
-    """A named shared set: what it is, and how to read it from the shared data folder."""
+    """A named set: what it is, what kind of judgement it holds (one of :data:`KINDS`), and
+    how to read it given the shared data folder (``load(root)``; a plugin's set may ignore
+    ``root`` and read its own files). ``load`` returns a :class:`PairReadResult`,
+    :class:`ScoreReadResult` or :class:`ClassReadResult` for the three kinds."""
 
     name: str
     description: str
     load: Callable[[Path], Res]
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidInput("kind", f"set {self.name!r}: must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
 
 # --- shared helpers ------------------------------------------------------------------
@@ -156,39 +171,37 @@ def _hh(name: str, folder: str, file: str, what: str, criteria: str) -> NamedSet
     relative = f"hh-rlhf/{folder}/{file}"
     return NamedSet(
         name, f"Anthropic HH-RLHF {what} ({relative}); label A = chosen",
-        _pair_file(relative, "hh-rlhf", name, folder, criteria),
+        _pair_file(relative, "hh-rlhf", name, folder, criteria), kind="pairwise",
     )
 
 
-PAIR_SETS: dict[str, NamedSet[PairReadResult]] = {
-    s.name: s
-    for s in (
-        _hh("hh-helpful", "helpful-base", "test-even.jsonl.gz", "helpfulness, even lines of the base test set",
-            HH_HELPFUL_CRITERIA),
-        _hh("hh-harmless", "harmless-base", "test-even.jsonl.gz", "harmlessness, even lines of the base test set",
-            HH_HARMLESS_CRITERIA),
-        _hh("hh-helpful-online", "helpful-online", "test.jsonl.gz", "helpfulness, online test set",
-            HH_HELPFUL_CRITERIA),
-        _hh(
-            "hh-helpful-rejection",
-            "helpful-rejection-sampled",
-            "test.jsonl.gz",
-            "helpfulness, rejection-sampled test set",
-            HH_HELPFUL_CRITERIA,
-        ),
-        NamedSet(
-            "pandalm",
-            "PandaLM test set (pandalm/testset-v1.json): majority of 3 annotators, ties kept",
-            _pair_file("pandalm/testset-v1.json", "pandalm", "pandalm"),
-        ),
-        NamedSet(
-            "auto-j",
-            "Auto-J pairwise test set (auto-j/testdata_pairwise.jsonl), 58 scenarios, ties kept",
-            _pair_file("auto-j/testdata_pairwise.jsonl", "auto-j", "auto-j"),
-        ),
-        NamedSet("llmbar", "LLMBar case studies (llmbar-casestudy/*/dataset.json); subset = folder", _llmbar),
-    )
-}
+_PAIR_SETS: tuple[NamedSet[PairReadResult], ...] = (
+    _hh("hh-helpful", "helpful-base", "test-even.jsonl.gz", "helpfulness, even lines of the base test set",
+        HH_HELPFUL_CRITERIA),
+    _hh("hh-harmless", "harmless-base", "test-even.jsonl.gz", "harmlessness, even lines of the base test set",
+        HH_HARMLESS_CRITERIA),
+    _hh("hh-helpful-online", "helpful-online", "test.jsonl.gz", "helpfulness, online test set",
+        HH_HELPFUL_CRITERIA),
+    _hh(
+        "hh-helpful-rejection",
+        "helpful-rejection-sampled",
+        "test.jsonl.gz",
+        "helpfulness, rejection-sampled test set",
+        HH_HELPFUL_CRITERIA,
+    ),
+    NamedSet(
+        "pandalm",
+        "PandaLM test set (pandalm/testset-v1.json): majority of 3 annotators, ties kept",
+        _pair_file("pandalm/testset-v1.json", "pandalm", "pandalm"), kind="pairwise",
+    ),
+    NamedSet(
+        "auto-j",
+        "Auto-J pairwise test set (auto-j/testdata_pairwise.jsonl), 58 scenarios, ties kept",
+        _pair_file("auto-j/testdata_pairwise.jsonl", "auto-j", "auto-j"), kind="pairwise",
+    ),
+    NamedSet("llmbar", "LLMBar case studies (llmbar-casestudy/*/dataset.json); subset = folder", _llmbar,
+             kind="pairwise"),
+)
 
 
 # --- pointwise -----------------------------------------------------------------------
@@ -324,29 +337,27 @@ def _score_files(
     return load
 
 
-SCORE_SETS: dict[str, NamedSet[ScoreReadResult]] = {
-    s.name: s
-    for s in (
-        NamedSet(
-            "summeval",
-            "SummEval news summaries (summeval/model_output_annotations/*.jsonl): one record per "
-            "summary and dimension, mean of 3 expert scores on 1-5",
-            _score_files("summeval/model_output_annotations/*.jsonl", _summeval_row),
-        ),
-        NamedSet(
-            "dialsummeval",
-            "DialSummEval SAMSum dialogue summaries (dialsummeval/annotation_campus/human_judgment.jsonl): "
-            "one record per summary and dimension, mean of 3 annotators on 1-5",
-            _score_files("dialsummeval/annotation_campus/human_judgment.jsonl", _dialsummeval_row),
-        ),
-        NamedSet(
-            "openmeva",
-            "OpenMEVA ROCStories continuations (openmeva/data/openmeva.json): 5 models per prompt, "
-            "mean human score on 1-5, reference story in extra",
-            _score_files("openmeva/data/openmeva.json", _openmeva_row),
-        ),
-    )
-}
+_SCORE_SETS: tuple[NamedSet[ScoreReadResult], ...] = (
+    NamedSet(
+        "summeval",
+        "SummEval news summaries (summeval/model_output_annotations/*.jsonl): one record per "
+        "summary and dimension, mean of 3 expert scores on 1-5",
+        _score_files("summeval/model_output_annotations/*.jsonl", _summeval_row), kind="pointwise",
+    ),
+    NamedSet(
+        "dialsummeval",
+        "DialSummEval SAMSum dialogue summaries (dialsummeval/annotation_campus/human_judgment.jsonl): "
+        "one record per summary and dimension, mean of 3 annotators on 1-5",
+        _score_files("dialsummeval/annotation_campus/human_judgment.jsonl", _dialsummeval_row),
+        kind="pointwise",
+    ),
+    NamedSet(
+        "openmeva",
+        "OpenMEVA ROCStories continuations (openmeva/data/openmeva.json): 5 models per prompt, "
+        "mean human score on 1-5, reference story in extra",
+        _score_files("openmeva/data/openmeva.json", _openmeva_row), kind="pointwise",
+    ),
+)
 
 
 # --- classification ------------------------------------------------------------------
@@ -400,14 +411,39 @@ def _qags(root: Path) -> ClassReadResult:
     return result
 
 
-CLASS_SETS: dict[str, NamedSet[ClassReadResult]] = {
-    "qags": NamedSet(
+_CLASS_SETS: tuple[NamedSet[ClassReadResult], ...] = (
+    NamedSet(
         "qags",
         "QAGS (qags/data/mturk_{cnndm,xsum}.jsonl): is a summary sentence supported by the "
         "article; majority of 3 yes/no votes; subset = cnndm or xsum",
         _qags,
+        kind="classification",
     ),
-}
+)
+
+
+# --- the registry of named sets ------------------------------------------------------
+
+
+@hookimpl
+def register_datasets(register: Callable[[NamedSet[Any]], None]) -> None:
+    for named in (*_PAIR_SETS, *_SCORE_SETS, *_CLASS_SETS):
+        register(named)
+
+
+def _unknown_set(name: str, known: list[str]) -> DataError:
+    return DataError(f"unknown set {name!r}; known: {', '.join(known)}")
+
+
+#: Every named set, built-ins and plugins' alike, by name.
+DATASETS: Registry[NamedSet[Any]] = Registry("register_datasets", "data set", _unknown_set)
+
+
+def named_sets(kind: str) -> dict[str, NamedSet[Any]]:
+    """The registered sets of one kind (``pairwise``, ``pointwise`` or ``classification``) by name."""
+    if kind not in KINDS:
+        raise InvalidInput("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    return {name: named for name, named in DATASETS.items() if named.kind == kind}
 
 
 # --- loading by name -----------------------------------------------------------------
@@ -415,16 +451,16 @@ CLASS_SETS: dict[str, NamedSet[ClassReadResult]] = {
 
 def _load(
     kind: str,
-    sets: Mapping[str, NamedSet[Res]],
     name: str,
     split: str,
     dev_fraction: float,
     split_by: str,
     data_dir: str | Path | None,
-) -> Res:
+) -> Any:
     check_split(split)
     if split_by not in SPLIT_BY:
         raise InvalidInput("split_by", f"must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
+    sets = named_sets(kind)
     if name not in sets:
         raise DataError(f"unknown {kind} set {name!r}; known: {', '.join(sets)}")
     root = Path(data_dir) if data_dir is not None else shared_data_dir()
@@ -440,13 +476,13 @@ def load_pairs(
     split_by: str = "key",
     data_dir: str | Path | None = None,
 ) -> PairReadResult:
-    """Read the pairwise set ``name`` (see :data:`PAIR_SETS`), optionally one split of it.
+    """Read the pairwise set ``name`` (see :func:`named_sets`), optionally one split of it.
 
     ``split`` is ``"all"``, ``"train"`` or ``"dev"`` (see :func:`~flame_reward.data.splits.split_of`);
     ``split_by="group"`` keeps all comparisons of one prompt on the same side (the default,
     ``"key"``, splits comparison by comparison). Bad rows are reported whatever the split.
     """
-    return _load("pairwise", PAIR_SETS, name, split, dev_fraction, split_by, data_dir)
+    return _load("pairwise", name, split, dev_fraction, split_by, data_dir)
 
 
 def load_scores(
@@ -457,8 +493,8 @@ def load_scores(
     split_by: str = "key",
     data_dir: str | Path | None = None,
 ) -> ScoreReadResult:
-    """Read the pointwise set ``name`` (see :data:`SCORE_SETS`), optionally one split of it."""
-    return _load("pointwise", SCORE_SETS, name, split, dev_fraction, split_by, data_dir)
+    """Read the pointwise set ``name`` (see :func:`named_sets`), optionally one split of it."""
+    return _load("pointwise", name, split, dev_fraction, split_by, data_dir)
 
 
 def load_classes(
@@ -469,5 +505,5 @@ def load_classes(
     split_by: str = "key",
     data_dir: str | Path | None = None,
 ) -> ClassReadResult:
-    """Read the classification set ``name`` (see :data:`CLASS_SETS`), optionally one split of it."""
-    return _load("classification", CLASS_SETS, name, split, dev_fraction, split_by, data_dir)
+    """Read the classification set ``name`` (see :func:`named_sets`), optionally one split of it."""
+    return _load("classification", name, split, dev_fraction, split_by, data_dir)

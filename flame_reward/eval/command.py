@@ -1,4 +1,4 @@
-"""The ``eval-pairs`` and ``bias`` commands (registered through ``cli.COMMAND_MODULES``).
+"""The ``eval-pairs`` and ``bias`` commands (a built-in ``register_commands`` plugin).
 
 Both take named shared sets or pairwise files, judge them and write a JSON report, a
 Markdown table and a PNG chart to ``--out``. The work is in :func:`run_eval_pairs` and
@@ -12,8 +12,9 @@ import sys
 import time
 from typing import Any
 
-from flame_reward.cli import add_model_options, load_judge
 from flame_reward.errors import InvalidInput
+from flame_reward.hookspecs import hookimpl
+from flame_reward.model_options import add_model_options, load_judge
 
 PROBE_NAMES = ("order", "compassion", "length", "bandwagon", "attention", "egocentric")
 
@@ -121,15 +122,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
 
 
-def add_command(sub: Any) -> None:
-    """Register ``eval-pairs`` and ``bias`` on the CLI's sub-parsers."""
-    # Register the probes' pairwise_named task type, so `flame-reward tasks` lists it.
-    from flame_reward.eval.tasks import register_probe_tasks
-
-    register_probe_tasks()
-
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``eval-pairs`` and ``bias``."""
     help_ = "Preference accuracy on human-labelled pairs (files or named sets), per set, with reports."
-    p = sub.add_parser("eval-pairs", help=help_, description=help_)
+    p = subparsers.add_parser("eval-pairs", help=help_, description=help_)
     _common(p)
     p.add_argument("--allow-tie", action="store_true", help="let the judge answer 'tie' (reports tie agreement)")
     p.add_argument("--tie-margin", type=float, default=0.0, help="call it a tie when |P(A)-P(B)| <= margin")
@@ -138,7 +135,7 @@ def add_command(sub: Any) -> None:
     p.set_defaults(fn=lambda args: run_eval_pairs(args))
 
     help_ = "CoBBLEr-style bias probes (order, compassion, length, bandwagon, attention, egocentric)."
-    p = sub.add_parser("bias", help=help_, description=help_)
+    p = subparsers.add_parser("bias", help=help_, description=help_)
     _common(p)
     p.add_argument("--probes", default=",".join(PROBE_NAMES), help=f"comma-separated (default: {','.join(PROBE_NAMES)})")
     p.add_argument("--own-max-new-tokens", type=int, default=64,
@@ -146,4 +143,4 @@ def add_command(sub: Any) -> None:
     p.set_defaults(fn=lambda args: run_bias(args))
 
 
-__all__ = ["PROBE_NAMES", "add_command", "run_bias", "run_eval_pairs"]
+__all__ = ["PROBE_NAMES", "register_commands", "run_bias", "run_eval_pairs"]

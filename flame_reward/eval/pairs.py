@@ -1,7 +1,7 @@
 """``eval-pairs``: judge human-labelled preference pairs and report accuracy per set.
 
-A *source* is a named shared set (``hh-helpful``, ``pandalm``, ... see
-:data:`flame_reward.data.PAIR_SETS`; one split of it) or a file in any pairwise format
+A *source* is a named pairwise set (``hh-helpful``, ``pandalm``, ... or a plugin's: see
+:func:`flame_reward.data.named_sets`; one split of it) or a file in any pairwise format
 :func:`flame_reward.data.read_pairs` knows (RewardBench, HH-RLHF, PandaLM, Auto-J, LLMBar
 and formats plugins register through ``register_pair_formats``). Files are always read
 whole; ``split`` applies to named sets only.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flame_reward.data import PAIR_SETS, BadRow, PairRecord, load_pairs, read_pairs
+from flame_reward.data import BadRow, PairRecord, load_pairs, named_sets, read_pairs
 from flame_reward.errors import DataError, InvalidInput
 from flame_reward.eval.metrics import pairwise_metrics
 from flame_reward.eval.rewardbench import rewardbench_summary
@@ -49,21 +49,22 @@ class PairSource:
 
 
 def load_source(spec: str, split: str = "dev", limit: int | None = None, format: str | None = None) -> PairSource:
-    """A named set (``spec`` in :data:`PAIR_SETS`) or a pairwise file (any other ``spec``).
+    """A named pairwise set (``spec`` in ``named_sets("pairwise")``) or a pairwise file (any other ``spec``).
 
     ``limit`` keeps the first ``limit`` pairs of the split in file order (bad rows are all
     still reported). Raises :class:`DataError` when ``spec`` is neither a set nor a file.
     """
     if limit is not None and limit < 1:
         raise InvalidInput("--limit", f"must be >= 1, got {limit}")
-    if spec in PAIR_SETS and not Path(spec).exists():
+    sets = named_sets("pairwise")
+    if spec in sets and not Path(spec).exists():
         result = load_pairs(spec, split=split)
         kind, used_split = "set", split
     elif Path(spec).exists():
         result = read_pairs(spec, format=format)
         kind, used_split = "file", "all"
     else:
-        raise DataError(f"{spec!r} is neither a file nor a named pair set; sets: {', '.join(PAIR_SETS)}")
+        raise DataError(f"{spec!r} is neither a file nor a named pair set; sets: {', '.join(sets)}")
     records = list(result.records)
     in_split = len(records)
     if limit is not None:

@@ -59,12 +59,8 @@ from typing import Any
 
 from flame_reward.data import PairRecord
 from flame_reward.errors import InvalidInput
-from flame_reward.eval.tasks import PairwiseNamedTask, register_probe_tasks
 from flame_reward.results import ItemError, Verdict
-
-# --- the pairwise_named task (compassion probe) lives in flame_reward.eval.tasks ------
-
-register_probe_tasks()
+from flame_reward.tasks.pairwise_named import PairwiseNamedTask
 
 # --- base pairs and pure transformations ---------------------------------------------
 
@@ -577,7 +573,6 @@ __all__ = [
     "pad_verbose",
     "present",
     "probe_stats",
-    "register_probe_tasks",
     "side",
     "swap_order",
     "wilson_interval",

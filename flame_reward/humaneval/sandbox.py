@@ -1,56 +1,33 @@
-"""Run untrusted candidate programs in isolated, resource-limited subprocesses.
+"""Run untrusted candidate programs in isolated processes, and test them from outside.
 
-Every run gets its own process tree, started as ``python -I -S -B`` in a fresh temporary
-working directory that is removed afterwards. Inside it a small *supervisor* forks the
-*candidate* process that executes the code; the supervisor enforces the wall-clock
-limit, kills and reaps everything the candidate left behind, and reports how it ended.
+A job is a program (the candidate) plus, optionally, trusted test code: a ``test`` unit
+such as HumanEval's ``check(candidate)`` and/or separate ``asserts``. Each job gets three
+fresh processes (the code they run is :mod:`flame_reward.humaneval.sandbox_child`):
 
-Protections (``host_protections()`` says which apply on this host; written and tested on
-a Firecracker VM where the harness runs as root):
+* a **supervisor**, PID 1 of new PID, mount, network, IPC and UTS namespaces, which
+  builds a root file system holding only read-only binds of the Python runtime and a
+  size-capped ``/tmp``, enforces the wall clock and kills everything at the end;
+* the **candidate**, uid 65534, with no file descriptor but 0-2, no way to create
+  processes or exec, that runs the program and then answers calls on fd 0;
+* the **tester**, uid 65533, that runs the test code with each candidate function
+  replaced by a proxy: arguments and return values cross as plain data (builtin scalars
+  and containers, never an object of the candidate's making), so every comparison in an
+  assert happens in a process the candidate cannot reach.
 
-* Network: the tree starts under ``unshare -m -n`` (new mount and network namespaces:
-  only a downed loopback device exists, connects fail with ENETUNREACH). Where
-  ``unshare`` is not permitted, a preamble replaces the ``socket`` constructors (best
-  effort: ``_socket`` stays reachable).
-* File system: inside the private mount namespace every mount is remounted read-only
-  except the temporary working directory. A kernel barrier, also for root. Without
-  ``unshare`` only the guard below protects files.
-* Processes: a seccomp filter makes fork, vfork and clone-without-CLONE_THREAD fail
-  (threads still work), so a fork bomb stops at its first fork, however it forks
-  (``os.fork``, ``ctypes``, ``posix_spawn``). ``RLIMIT_NPROC`` is also set but the
-  kernel exempts uid 0 from it, so as root it bounds nothing; a per-run ``pids`` cgroup
-  would bound processes but moving a process into a cgroup v1 costs ~12 ms here.
-* Privileges: as root the candidate drops every capability (bounding, effective,
-  permitted) and sets ``no_new_privs``, so it cannot remount, raise rlimits or regain
-  privileges through ``exec``.
-* rlimits: address space (1 GiB), CPU seconds (the wall limit + 1), file size, no core
-  files.
-* Cleanup: the supervisor is a child sub-reaper (``PR_SET_CHILD_SUBREAPER``) and the
-  candidate leads its own process group. The supervisor kills the group, then every
-  descendant re-parented to it, and reaps them, so no process or zombie outlives a run
-  (PID 1 of this VM does not reap orphans). ``PR_SET_PDEATHSIG`` ends the tree if the
-  harness dies.
-* Guard (like HumanEval's ``reliability_guard``): destructive or escaping functions of
-  ``os``, ``shutil`` and ``subprocess`` (remove, rmtree, kill, fork, exec*, system,
-  setsid, ...) raise ``PermissionError``. Where namespaces are unavailable this is the
-  only file protection; it stops accidents, not a determined attacker (``ctypes``).
-* I/O: stdin is ``/dev/null`` (``input()`` gets ``EOFError``); stdout and stderr are read
-  concurrently, only a tail is kept, and a stream that exceeds ``output_bytes`` is closed
-  (the candidate then gets ``BrokenPipeError``), so huge prints cannot exhaust memory.
-
-Results travel on a dedicated pipe, not on stdout, and only a run that reaches its end
-reports success: ``sys.exit(0)`` or ``os._exit(0)`` in a candidate is never "passed".
+Only the tester and the supervisor can write the result pipe, and a run passes only on
+their reports. docs/humaneval.md ("Threat model") lists what this covers and what not;
+:func:`host_protections` says which protections this host grants.
 """
 
 from __future__ import annotations
 
 import ast
+import logging
 import marshal
 import os
 import selectors
 import shutil
 import signal
-import site
 import subprocess
 import sys
 import tempfile
@@ -58,15 +35,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from importlib import resources
 from types import CodeType
 from typing import Literal, Sequence
 
 from flame_reward.errors import InvalidInput
+from flame_reward.humaneval import sandbox_child
 
 Status = Literal["passed", "failed", "timeout", "error"]
 
-REVISION = "3"
+log = logging.getLogger(__name__)
+
+REVISION = "4"
 """Changes when sandbox behaviour changes in a way that can alter results (cache keys use it)."""
 
 __all__ = [
@@ -75,6 +55,7 @@ __all__ = [
     "Limits",
     "RunResult",
     "Status",
+    "assert_job",
     "check_asserts",
     "host_protections",
     "run_job",
@@ -88,11 +69,13 @@ class Limits:
     """Resource limits applied to every candidate process."""
 
     memory_bytes: int = 1 << 30
-    """Address-space limit (``RLIMIT_AS``) of the candidate process."""
+    """Address-space limit (``RLIMIT_AS``) of the candidate and of the tester."""
     file_size_bytes: int = 16 << 20
     """Largest file the candidate may write (``RLIMIT_FSIZE``)."""
+    disk_bytes: int = 64 << 20
+    """Size of the candidate's ``/tmp`` (a tmpfs; the rest of its root is read-only)."""
     max_processes: int = 64
-    """``RLIMIT_NPROC`` (ignored for root; the seccomp filter forbids new processes anyway)."""
+    """``RLIMIT_NPROC`` of the sandbox users: bounds threads (new processes are refused anyway)."""
     output_bytes: int = 1 << 20
     """Bytes read from stdout (and, separately, stderr) before that stream is closed."""
     tail_bytes: int = 8192
@@ -109,28 +92,50 @@ DEFAULT_LIMITS = Limits()
 
 @dataclass(frozen=True)
 class Job:
-    """One sandboxed run: a program, optionally followed by assert statements.
+    """One sandboxed run: a program, optionally tested by trusted code.
 
-    ``timeout`` is the wall-clock limit of the whole run (process start included).
-    With ``asserts``, each one runs after the program in the same namespace under its own
-    ``assert_timeout`` (``SIGALRM`` inside the candidate), so one hanging assert costs only
-    its own result.
+    Without ``test`` and ``asserts`` the job passes when the program runs to its end. That
+    is the program's own claim: a program can always claim it (docs/humaneval.md), so use
+    ``test`` or ``asserts`` to judge correctness.
+
+    With them, the test code runs in a separate tester process, never in the candidate's:
+
+    * ``prelude``: trusted code run first in the tester's namespace (for HumanEval, the
+      prompt, so helpers such as ``poly`` or ``encode_cyclic`` are the task's own, not the
+      candidate's);
+    * ``entry_points``: names always bound to the candidate's functions, replacing what
+      the prelude defines under those names; any other name the tests use that neither
+      builtins, the prelude nor the test itself define is the candidate's as well;
+    * ``test``: one unit under the job's wall clock (HumanEval's ``check`` definition and
+      the ``check(entry_point)`` call);
+    * ``asserts``: each run after ``test`` under its own ``assert_timeout``, so one
+      hanging assert costs only its own result.
+
+    A call to a candidate function sends its arguments as plain data and returns the
+    plain value the candidate reports; anything else (an object with its own ``__eq__``,
+    a generator, a subclass of a builtin) fails the call. ``timeout`` is the wall-clock
+    limit of the whole run, process start included.
     """
 
     program: str
     asserts: tuple[str, ...] | None = None
     timeout: float = 10.0
     assert_timeout: float = 1.0
+    test: str | None = None
+    prelude: str = ""
+    entry_points: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class RunResult:
     """How one run ended.
 
-    ``status``: ``passed`` (the program, and every assert if any, ran to the end),
-    ``failed`` (it raised, an assert failed, or it called ``sys.exit``), ``timeout``
-    (wall clock or CPU limit) or ``error`` (killed by a signal such as SIGSEGV, exited
-    without reporting, or the sandbox itself failed). ``detail`` says why in words.
+    ``status``: ``passed`` (the program ran to its end and every test unit and assert
+    held), ``failed`` (the program raised or called ``sys.exit``, or a test or an assert
+    failed), ``timeout`` (wall clock or CPU limit) or ``error`` (killed by a signal such
+    as SIGSEGV, exited without finishing, or the sandbox itself failed). ``detail`` says
+    why in words. ``returncode`` is the candidate's exit code (``-N``: signal N), or
+    ``None`` when the supervisor stopped it.
     """
 
     status: Status
@@ -147,459 +152,182 @@ class RunResult:
 
 
 # --------------------------------------------------------------------------------------
-# The code that runs inside the sandbox, compiled once per harness process and shipped as
-# a marshalled code object. It imports only builtin modules, ctypes and resource: json,
-# signal and subprocess would each add 5-20 ms to every start.
-_CHILD_SOURCE = r"""
-import _signal as signal
-import marshal, os, sys, time
+# The child program, and the bootstrap that runs it in a fresh interpreter.
 
+_MARKER = "flame-sandbox-job"
+"""In every supervisor's command line (tests look for leftover processes by it)."""
 
-def _main(job):
-    result_fd = job["result_fd"]
-    write = os.write
-
-    def report(**obj):
-        write(result_fd, (repr(obj) + "\n").encode("utf-8", "backslashreplace"))
-
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != job["parent_pid"]:
-        os._exit(3)  # the harness died before the death signal was armed
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-    if job["private_mounts"]:
-        # Only ever remount inside a namespace of our own: the host's mounts must not change.
-        if os.readlink("/proc/self/ns/mnt") != job["host_mount_ns"]:
-            _readonly_mounts(libc, os.getcwd(), report)
-        else:
-            report(note="mount namespace is the host's; mounts left alone")
-
-    start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _candidate(job, libc, report)
-        finally:
-            os._exit(70)
-    try:
-        os.setpgid(pid, pid)  # also done by the child; whichever runs first wins
-    except OSError:
-        pass
-    status, timed_out = _wait(pid, start + job["timeout"])
-    reaped = _kill_descendants(pid)
-    end = {"timed_out": timed_out, "reaped": reaped, "exit": None, "signal": None}
-    if os.WIFEXITED(status):
-        end["exit"] = os.WEXITSTATUS(status)
-    elif os.WIFSIGNALED(status):
-        end["signal"] = os.WTERMSIG(status)
-    report(end=end)
-    os._exit(0)
-
-
-def _wait(pid, deadline):
-    # Wait for the candidate until the deadline; kill its group when it passes.
-    import select
-    timed_out = False
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        pidfd = None
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status, timed_out
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            _killpg(pid)
-            return os.waitpid(pid, 0)[1], timed_out
-        if pidfd is not None:
-            select.select([pidfd], [], [], remaining)
-        else:
-            time.sleep(min(remaining, 0.005))
-
-
-def _killpg(pgid):
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass
-
-
-def _children():
-    me = os.getpid()
-    try:
-        with open("/proc/%d/task/%d/children" % (me, me)) as fh:
-            return [int(p) for p in fh.read().split()]
-    except OSError:
-        pass
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
-                kids.append(int(entry))
-    return kids
-
-
-def _kill_descendants(pgid):
-    # Kill the candidate's group, then every process re-parented to us; reap them all.
-    _killpg(pgid)
-    reaped = 0
-    while True:
-        for kid in _children():
-            try:
-                os.kill(kid, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            return reaped
-        reaped += 1
-
-
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
-_MOUNT_FLAGS = {"nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noexec": _MS_NOEXEC,
-                "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
-
-
-def _readonly_mounts(libc, keep, report):
-    import ctypes
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                           ctypes.c_ulong, ctypes.c_void_p]
-
-    def mount(src, target, flags):
-        if libc.mount(src, target.encode(), None, flags, None) != 0:
-            return ctypes.get_errno()
-        return 0
-
-    failed = []
-    if mount(b"none", "/", _MS_REC | _MS_PRIVATE) or mount(keep.encode(), keep, _MS_BIND):
-        report(note="private mounts unavailable")
-        return
-    os.chdir(keep)  # the old cwd still points below the bind mount, into the read-only tree
-    with open("/proc/self/mountinfo") as fh:
-        rows = [line.split() for line in fh]
-    for row in rows:
-        target = row[4].encode().decode("unicode_escape")  # mountinfo escapes spaces as \040
-        if target == keep:
-            continue
-        flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
-        for opt in row[5].split(","):
-            flags |= _MOUNT_FLAGS.get(opt, 0)  # keep nosuid/nodev/...: dropping them is refused
-        if mount(None, target, flags):
-            failed.append(target)
-    if failed:
-        report(note="could not make read-only: " + ", ".join(failed))
-
-
-def _drop_capabilities(libc):
-    import ctypes
-    PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
-    # NOROOT | NO_SETUID_FIXUP | KEEP_CAPS_LOCKED, each with its lock bit: root regains
-    # nothing through exec or setuid.
-    libc.prctl(PR_SET_SECUREBITS, 0x2F, 0, 0, 0)
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as fh:
-            last = int(fh.read())
-    except (OSError, ValueError):
-        last = 40
-    for cap in range(last + 1):
-        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
-
-    return libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()) == 0
-
-
-# Syscall numbers that create processes, per architecture (AUDIT_ARCH_*, clone, clone3,
-# then the legacy fork/vfork where they exist).
-_PROCESS_SYSCALLS = {
-    "x86_64": (0xC000003E, 56, 435, (57, 58)),
-    "aarch64": (0xC00000B7, 220, 435, ()),
-}
-
-
-def _forbid_new_processes(libc):
-    # seccomp filter: clone without CLONE_THREAD, fork and vfork fail with EPERM; clone3
-    # fails with ENOSYS so that glibc creates threads through clone instead. Threads work,
-    # processes cannot be created, whatever the caller (os.fork, ctypes, posix_spawn).
-    import ctypes
-    arch = _PROCESS_SYSCALLS.get(os.uname().machine)
-    if arch is None:
-        return False
-    audit_arch, clone, clone3, legacy = arch
-    LD_W_ABS, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
-    ALLOW, KILL = 0x7FFF0000, 0x80000000
-    EPERM, ENOSYS = 0x00050000 | 1, 0x00050000 | 38
-    CLONE_THREAD = 0x00010000
-    prog = [(LD_W_ABS, 0, 0, 4), (JEQ, 1, 0, audit_arch), (RET, 0, 0, KILL),
-            (LD_W_ABS, 0, 0, 0), (JGE, 0, 1, 0x40000000), (RET, 0, 0, EPERM)]  # x32 ABI
-    for number in legacy:
-        prog += [(JEQ, 0, 1, number), (RET, 0, 0, EPERM)]
-    prog += [(JEQ, 0, 1, clone3), (RET, 0, 0, ENOSYS),
-             (JEQ, 0, 3, clone), (LD_W_ABS, 0, 0, 16), (JSET, 1, 0, CLONE_THREAD),
-             (RET, 0, 0, EPERM), (RET, 0, 0, ALLOW)]
-
-    class Filter(ctypes.Structure):
-        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8),
-                    ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
-
-    class Program(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(Filter))]
-
-    filters = (Filter * len(prog))(*[Filter(*insn) for insn in prog])
-    PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    program = Program(len(prog), filters)
-    return libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0) == 0
-
-
-class _AssertTimeout(BaseException):
-    # Raised by SIGALRM; a BaseException so that `except Exception` in candidates lets it pass.
-    pass
-
-
-def _on_alarm(signum, frame):
-    raise _AssertTimeout()
-
-
-def _candidate(job, libc, report):
-    import builtins, resource
-    os.setpgid(0, 0)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the supervisor
-    for name, soft, hard in (
-        ("RLIMIT_AS", job["memory_bytes"], job["memory_bytes"]),
-        ("RLIMIT_CPU", job["cpu_seconds"], job["cpu_seconds"] + 1),
-        ("RLIMIT_FSIZE", job["file_size_bytes"], job["file_size_bytes"]),
-        ("RLIMIT_CORE", 0, 0),
-        ("RLIMIT_NPROC", job["max_processes"], job["max_processes"]),
-    ):
-        try:
-            resource.setrlimit(getattr(resource, name), (soft, hard))
-        except (ValueError, OSError, AttributeError):
-            pass
-    if os.geteuid() == 0:
-        _drop_capabilities(libc)
-    if job["forbid_processes"] and not _forbid_new_processes(libc):
-        report(note="seccomp filter not installed; process creation relies on the guard")
-    sys.path.extend(job["sys_path"])
-    if not job["network_isolated"]:
-        _block_sockets()
-
-    out_flush, err_flush, exit_now = sys.stdout.flush, sys.stderr.flush, os._exit
-
-    def finish(code):
-        for flush in (out_flush, err_flush):
-            try:
-                flush()
-            except BaseException:
-                pass
-        exit_now(code)
-
-    def describe(exc):
-        if isinstance(exc, _AssertTimeout):
-            return "timeout"
-        return ("%s: %s" % (type(exc).__name__, exc))[:300]
-
-    namespace = {"__name__": "__sandbox__", "__builtins__": builtins}
-    signal.signal(signal.SIGALRM, _on_alarm)
-    setitimer, ITIMER_REAL = signal.setitimer, signal.ITIMER_REAL
-    try:
-        code = compile(job["program"], "<candidate>", "exec")
-    except BaseException as exc:
-        report(program=False, error=describe(exc))
-        _print_exception(exc)
-        finish(1)
-    _guard()
-    try:
-        exec(code, namespace)
-    except BaseException as exc:
-        report(program=False, error=describe(exc))
-        _print_exception(exc)
-        finish(1)
-    report(program=True)
-    for index, source in enumerate(job["asserts"] or ()):
-        try:
-            compiled = compile(source, "<assert %d>" % index, "exec")
-            setitimer(ITIMER_REAL, job["assert_timeout"])
-            try:
-                exec(compiled, namespace)
-            finally:
-                setitimer(ITIMER_REAL, 0)
-        except BaseException as exc:
-            report(a=index, ok=False, error=describe(exc))
-        else:
-            report(a=index, ok=True)
-    report(done=True)
-    finish(0)
-
-
-def _print_exception(exc):
-    try:
-        import traceback
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    except BaseException:
-        pass
-
-
-def _block_sockets():
-    import socket
-
-    def refuse(*args, **kwargs):
-        raise PermissionError("network access is disabled in the sandbox")
-
-    for name in ("socket", "create_connection", "create_server", "socketpair",
-                 "getaddrinfo", "fromfd"):
-        setattr(socket, name, refuse)
-
-
-def _guard():
-    # Disable destructive and escaping functions (HumanEval's reliability_guard, extended).
-    # shutil and subprocess are patched when first imported (an __import__ hook), not
-    # imported here: importing subprocess alone costs ~20 ms per start.
-    import builtins
-
-    def disabled(name):
-        def refuse(*args, **kwargs):
-            raise PermissionError("%s is disabled in the sandbox" % name)
-        return refuse
-
-    def patch(module, names):
-        for name in names:
-            if hasattr(module, name):
-                setattr(module, name, disabled(module.__name__ + "." + name))
-
-    patch(os, ("kill", "killpg", "system", "remove", "removedirs", "rmdir",
-               "unlink", "rename", "renames", "replace", "truncate", "fchdir", "chdir",
-               "chroot", "chmod", "fchmod", "lchmod", "chown", "fchown", "lchown",
-               "lchflags", "chflags", "setuid", "setgid", "seteuid", "setegid",
-               "setreuid", "setregid", "setresuid", "setresgid", "setsid", "setpgid",
-               "setpgrp", "fork", "forkpty", "posix_spawn", "posix_spawnp", "execv",
-               "execve", "execl", "execle", "execlp", "execlpe", "execvp", "execvpe",
-               "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve",
-               "spawnvp", "spawnvpe", "popen", "_exit"))
-    pending = {
-        "shutil": ("rmtree", "move", "chown"),
-        "subprocess": ("Popen", "run", "call", "check_call", "check_output", "getoutput",
-                       "getstatusoutput"),
-    }
-    modules = sys.modules
-
-    def patch_pending():
-        for name in list(pending):
-            module = modules.get(name)
-            # Skip a module still executing its own imports: its functions are not defined yet.
-            if module is not None and not getattr(module.__spec__, "_initializing", False):
-                patch(module, pending.pop(name))
-
-    real_import = builtins.__import__
-
-    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
-        module = real_import(name, globals, locals, fromlist, level)
-        if pending:
-            patch_pending()
-        return module
-
-    patch_pending()
-    builtins.__import__ = guarded_import
-    builtins.help = disabled("help")
-    for name in ("ipdb", "joblib", "resource", "psutil", "tkinter", "multiprocessing"):
-        modules[name] = None
-
-
-_main(JOB)
-"""
-
-# Runs the marshalled (code, job) pair named on the command line.
 _BOOTSTRAP = (
+    f"#{_MARKER}\n"
     "import marshal,sys\n"
     "with open(sys.argv[1],'rb') as f: c,j=marshal.loads(f.read())\n"
-    "exec(c,{'JOB':j,'__name__':'__sandbox__'})"
+    "g={'__name__':'flame_sandbox_child'}\n"
+    "exec(c,g)\n"
+    "g['main'](j,sys.argv[2])"
 )
 
 
 @lru_cache(maxsize=1)
 def _child_code() -> CodeType:
-    return compile(_CHILD_SOURCE, "<sandbox>", "exec")
+    # The child is a real module of this package, read as a resource and compiled once
+    # per harness process; the sandboxed interpreter cannot import the package (-I).
+    source = resources.files("flame_reward.humaneval").joinpath("sandbox_child.py")
+    return compile(source.read_text(encoding="utf-8"), str(source), "exec")
 
 
 # --------------------------------------------------------------------------------------
 # Host capabilities, probed once per process.
 
 
+@dataclass(frozen=True)
+class _Host:
+    prefix: tuple[str, ...]
+    """Command that starts the supervisor in new namespaces (empty: none permitted)."""
+    user_namespace: bool
+    binds: tuple[str, ...]
+    """Real paths of the runtime's directories, bound read-only at the same place."""
+    aliases: tuple[tuple[str, str], ...]
+    """(path as the interpreter names it, its real path) where the two differ."""
+    devices: tuple[str, ...]
+    links: tuple[tuple[str, str], ...]
+    """The host's top-level symlinks (``/lib`` -> ``usr/lib``), recreated in the root."""
+    seccomp: bool
+
+    @property
+    def isolated(self) -> bool:
+        return bool(self.prefix)
+
+
+_NAMESPACES = ("--pid", "--fork", "--kill-child", "--mount", "--net", "--ipc", "--uts")
+
+# Imports extension modules a candidate might load, then lists the directories the
+# sandboxed interpreter needs: its module path and the shared libraries it maps.
+_RUNTIME_PROBE = """
+import os, sys
+for name in ("_ctypes", "_hashlib", "_ssl", "zlib", "_bz2", "_lzma", "_sqlite3", "pyexpat",
+             "_decimal", "_json", "select", "math", "_socket", "_random", "_struct", "array",
+             "_datetime", "_heapq", "_bisect", "unicodedata", "binascii", "_pickle", "fcntl",
+             "resource", "_queue", "_uuid", "_statistics", "cmath", "_multibytecodec", "readline",
+             "_curses", "_dbm", "_gdbm", "termios", "mmap", "_posixshmem", "_zoneinfo", "_blake2",
+             "_sha3", "_md5", "_sha1", "_sha256", "_sha512", "_csv", "_elementtree", "_asyncio"):
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+libs = set()
+with open("/proc/self/maps") as fh:
+    for line in fh:
+        path = line.split()[-1]
+        if path.startswith("/") and ".so" in os.path.basename(path):
+            libs.add(os.path.dirname(path))
+print(repr({"path": [p for p in sys.path if os.path.isdir(p)], "libs": sorted(libs)}))
+"""
+
+
 @lru_cache(maxsize=1)
-def _unshare_prefix() -> tuple[tuple[str, ...], bool, bool]:
-    """(command prefix, network isolated, private mounts) that this host permits."""
+def _host() -> _Host:
+    prefix, user_ns = _namespace_prefix()
+    binds: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+    if prefix:
+        binds, aliases = _runtime_dirs()
+        if not binds:
+            prefix, user_ns = (), False
+    devices = tuple(d for d in ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random") if os.path.exists(d))
+    links = tuple(
+        (f"/{name}", os.readlink(f"/{name}"))
+        for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+        if os.path.islink(f"/{name}")
+    )
+    return _Host(prefix, user_ns, binds, aliases, devices, links, _seccomp_available())
+
+
+def _namespace_prefix() -> tuple[tuple[str, ...], bool]:
     exe = shutil.which("unshare")
     if exe is None:
-        return (), False, False
-    for args, network, mounts in (((exe, "-m", "-n"), True, True), ((exe, "-n"), True, False)):
+        return (), False
+    tries = [((exe, "--user", "--map-root-user", *_NAMESPACES), True)]
+    if os.geteuid() == 0:
+        tries.insert(0, ((exe, *_NAMESPACES), False))
+    for args, user_ns in tries:
         try:
-            probe = subprocess.run(
-                [*args, "true"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10
-            )
+            probe = subprocess.run([*args, "true"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             continue
         if probe.returncode == 0:
-            return args, network, mounts
-    return (), False, False
+            return args, user_ns
+    return (), False
+
+
+def _runtime_dirs() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Directories to bind into the sandbox root (fewest, none inside another) and aliases."""
+    try:
+        probe = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", _RUNTIME_PROBE],
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=True)
+        found = ast.literal_eval(probe.stdout.decode())
+    except (OSError, subprocess.SubprocessError, ValueError, SyntaxError):
+        return (), ()
+    paths = [*found["path"], *found["libs"]]
+    aliases = tuple(sorted({(os.path.abspath(p), os.path.realpath(p)) for p in paths
+                            if os.path.abspath(p) != os.path.realpath(p)}))
+    return _outermost(paths), aliases
+
+
+def _outermost(paths: Sequence[str]) -> tuple[str, ...]:
+    """Real paths, none inside another."""
+    wanted = {os.path.realpath(path) for path in paths}
+    chosen: list[str] = []
+    for path in sorted(wanted, key=len):
+        if not any(path == c or path.startswith(c.rstrip("/") + "/") for c in chosen):
+            chosen.append(path)
+    return tuple(sorted(chosen))
 
 
 @lru_cache(maxsize=1)
 def _seccomp_available() -> bool:
     # The filter is built for these architectures only; the kernel must offer seccomp.
-    if os.uname().machine not in ("x86_64", "aarch64"):
+    if os.uname().machine not in sandbox_child._FILTER:
         return False
     try:
-        status = Path("/proc/self/status").read_text()
+        with open("/proc/self/status") as fh:
+            return any(line.startswith("Seccomp:") for line in fh)
     except OSError:
         return False
-    return any(line.startswith("Seccomp:") for line in status.splitlines())
 
 
 def host_protections() -> dict[str, bool]:
     """Which protections sandboxed runs get on this host (probed once).
 
-    ``network_namespace`` and ``readonly_mounts`` (``unshare -m -n`` permitted),
-    ``no_new_processes`` (seccomp filter against fork/clone), ``drops_capabilities`` (we
-    are root and drop them), ``rlimit_nproc`` (effective only for non-root users: the
-    kernel exempts uid 0), ``guard`` (always).
+    ``pid_namespace``, ``mount_namespace`` (a minimal root: host paths hidden, a
+    size-capped ``/tmp``), ``network_namespace`` and ``ipc_namespace`` (``unshare``
+    permitted; ``user_namespace`` when that took a user namespace, i.e. the harness is not
+    root), ``unprivileged_users`` (candidate and tester run as uids 65534 and 65533: the
+    harness is root), ``no_new_processes`` (seccomp filter against fork, clone and exec),
+    ``separate_tester`` and ``guard`` (always).
     """
-    _, network, mounts = _unshare_prefix()
-    root = os.geteuid() == 0
+    host = _host()
     return {
-        "network_namespace": network,
-        "readonly_mounts": mounts,
-        "no_new_processes": _seccomp_available(),
-        "drops_capabilities": root,
-        "rlimit_nproc": not root,
+        "pid_namespace": host.isolated,
+        "mount_namespace": host.isolated,
+        "network_namespace": host.isolated,
+        "ipc_namespace": host.isolated,
+        "user_namespace": host.user_namespace,
+        "unprivileged_users": _may_change_users(host),
+        "no_new_processes": host.seccomp,
+        "separate_tester": True,
         "guard": True,
     }
 
 
 @lru_cache(maxsize=1)
 def _site_paths() -> tuple[str, ...]:
-    # The candidate runs with -S (no site module): processing .pth files costs ~30 ms per
-    # start here and runs arbitrary code; with Limits.site_packages only the directories
-    # are added, so that installed packages become importable.
-    paths = [*site.getsitepackages()]
-    user = site.getusersitepackages()
-    return tuple(p for p in [*paths, user] if os.path.isdir(p))
+    # The sandboxed interpreter runs with -S (no site module): processing .pth files
+    # costs ~30 ms per start and runs arbitrary code; with Limits.site_packages only the
+    # directories are added, so that installed packages become importable.
+    import site
+
+    paths = [*site.getsitepackages(), site.getusersitepackages()]
+    return tuple(p for p in paths if os.path.isdir(p))
 
 
 # --------------------------------------------------------------------------------------
@@ -625,48 +353,78 @@ class _Tail:
         return data.decode("utf-8", errors="replace")
 
 
-_RESULT_PIPE_LIMIT = 8 << 20
+_RESULT_PIPE_LIMIT = 4 << 20
+"""Reports beyond this size make the run an error (only trusted code writes them)."""
+_DISK_INODES = 16384
 
 
 def run_job(job: Job, limits: Limits = DEFAULT_LIMITS) -> RunResult:
     """Run one job in a fresh sandbox and say how it ended (never raises for bad code)."""
     if job.timeout <= 0 or job.assert_timeout <= 0:
         raise InvalidInput("timeout", "timeouts must be positive")
-    prefix, network, mounts = _unshare_prefix()
+    host = _host()
+    if not host.isolated:
+        _warn_unisolated()
     workdir = tempfile.mkdtemp(prefix="flame-sandbox-")
     read_fd, write_fd = os.pipe()
     write_open = True
     started = time.monotonic()
     proc: subprocess.Popen[bytes] | None = None
     try:
+        if host.isolated:
+            root_dir, work_dir = os.path.join(workdir, "root"), ""
+            os.mkdir(root_dir)
+        else:
+            root_dir, work_dir = "", os.path.join(workdir, "tmp")
+            os.mkdir(work_dir)
+            if _may_change_users(host):
+                os.chown(work_dir, sandbox_child.CANDIDATE_UID, sandbox_child.CANDIDATE_UID)
         spec = {
             "program": job.program,
-            "asserts": list(job.asserts) if job.asserts is not None else None,
             "timeout": job.timeout,
-            "assert_timeout": job.assert_timeout,
             "cpu_seconds": int(job.timeout) + 1,
             "memory_bytes": limits.memory_bytes,
             "file_size_bytes": limits.file_size_bytes,
+            "disk_bytes": limits.disk_bytes,
+            "disk_inodes": _DISK_INODES,
             "max_processes": limits.max_processes,
-            "forbid_processes": _seccomp_available(),
+            "no_new_processes": host.seccomp,
+            "network_isolated": host.isolated,
             "result_fd": write_fd,
-            "parent_pid": os.getpid(),
-            "private_mounts": mounts,
-            "host_mount_ns": os.readlink("/proc/self/ns/mnt"),
-            "network_isolated": network,
+            "root_dir": root_dir,
+            "work_dir": work_dir,
+            "binds": list(_outermost([*host.binds, *_site_paths()]) if limits.site_packages else host.binds),
+            "devices": list(host.devices),
+            "links": [list(link) for link in host.links],
+            "aliases": [list(alias) for alias in host.aliases],
+            "candidate_uid": sandbox_child.CANDIDATE_UID if _may_change_users(host) else None,
+            "tester_uid": sandbox_child.TESTER_UID if _may_change_users(host) else None,
             "sys_path": list(_site_paths()) if limits.site_packages else [],
+            "preload": list(_preload(job.prelude)),
         }
-        job_file = os.path.join(workdir, "job")
+        test = {
+            "prelude": job.prelude,
+            "test": job.test,
+            "asserts": list(job.asserts) if job.asserts is not None else None,
+            "entry_points": list(job.entry_points),
+            "assert_timeout": job.assert_timeout,
+        }
+        job_file, test_file = os.path.join(workdir, "job"), os.path.join(workdir, "test")
         with open(job_file, "wb") as fh:
             fh.write(marshal.dumps((_child_code(), spec)))
-        env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir}
-        command = [*prefix, sys.executable, "-I", "-S", "-B", "-c", _BOOTSTRAP, job_file]
+        with open(test_file, "wb") as fh:
+            fh.write(marshal.dumps(test))
+        home = "/tmp" if host.isolated else work_dir
+        env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": home, "TMPDIR": home}
+        command = [*host.prefix, sys.executable, "-I", "-S", "-B", "-c", _BOOTSTRAP, job_file, test_file]
         try:
             proc = subprocess.Popen(
                 command,
                 cwd=workdir,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                # stdin is the supervisor's lifeline: when this process dies, it reads EOF
+                # and ends the job.
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 pass_fds=(write_fd,),
@@ -677,24 +435,87 @@ def run_job(job: Job, limits: Limits = DEFAULT_LIMITS) -> RunResult:
         finally:
             os.close(write_fd)  # only the sandbox may hold the write end, or EOF never comes
             write_open = False
-        stdout, stderr, reports, backstop = _collect(proc, read_fd, job, limits)
+        stdout, stderr, reports, backstop, overflow = _collect(proc, read_fd, job, limits)
         try:
-            proc.wait(timeout=5.0)  # the supervisor exits right after closing its pipes
+            proc.wait(timeout=5.0)  # the supervisor exits right after its last report
         except subprocess.TimeoutExpired:
             _kill_session(proc.pid)
     finally:
-        if proc is not None and proc.poll() is None:
-            _kill_session(proc.pid)
-            proc.wait()
+        if proc is not None:
+            if proc.poll() is None:
+                _kill_session(proc.pid)
+                proc.wait()
+            if proc.stdin is not None:
+                proc.stdin.close()
         if write_open:
             os.close(write_fd)
         os.close(read_fd)
         shutil.rmtree(workdir, ignore_errors=True)
     duration = time.monotonic() - started
-    status, detail, asserts, returncode = _interpret(reports, job, backstop)
+    if overflow:
+        status, detail, asserts, returncode = "error", "result channel overflow", _no_asserts(job), None
+    else:
+        status, detail, asserts, returncode = _interpret(reports, job, backstop)
     if stdout.total > limits.output_bytes or stderr.total > limits.output_bytes:
         detail = (detail + "; " if detail else "") + "output limit reached, stream closed"
     return RunResult(status, returncode, stdout.text(), stderr.text(), duration, asserts, detail)
+
+
+_PRELOADABLE = frozenset({
+    "bisect", "collections", "copy", "decimal", "fractions", "functools", "heapq", "itertools", "math",
+    "operator", "random", "re", "statistics", "string", "typing",
+})
+"""Standard modules without side effects that a prelude's imports may load before the fork."""
+
+
+@lru_cache(maxsize=256)
+def _preload(prelude: str) -> tuple[str, ...]:
+    # Only the trusted prelude names what the supervisor imports; never the candidate.
+    try:
+        tree = ast.parse(prelude)
+    except SyntaxError:
+        return ()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return tuple(sorted(names & _PRELOADABLE))
+
+
+@lru_cache(maxsize=1)
+def _warn_unisolated() -> None:
+    log.warning(
+        "sandbox: unshare is not permitted here; candidates run in the host's namespaces "
+        "(host files visible, no disk cap). Do not score untrusted code on this host."
+    )
+
+
+def _may_change_users(host: _Host) -> bool:
+    # Root can switch to the sandbox users. Without a minimal root they must also reach the
+    # runtime where it lies on the host (a Python under /root is not readable by nobody);
+    # otherwise the children stay root with every capability dropped.
+    if os.geteuid() != 0:
+        return False
+    return host.isolated or all(_readable_by_others(path) for path in host.binds)
+
+
+@lru_cache(maxsize=None)
+def _readable_by_others(path: str) -> bool:
+    import stat
+
+    current = os.path.realpath(path)
+    try:
+        if not os.stat(current).st_mode & stat.S_IROTH:
+            return False
+        while current != "/":
+            if not os.stat(current).st_mode & stat.S_IXOTH:
+                return False
+            current = os.path.dirname(current)
+    except OSError:
+        return False
+    return True
 
 
 def _no_asserts(job: Job) -> tuple[bool, ...]:
@@ -710,11 +531,12 @@ def _kill_session(pid: int) -> None:
 
 def _collect(
     proc: subprocess.Popen[bytes], result_fd: int, job: Job, limits: Limits
-) -> tuple[_Tail, _Tail, list[dict], bool]:
+) -> tuple[_Tail, _Tail, list[dict], bool, bool]:
     """Read stdout, stderr and the result pipe until all close or the backstop passes."""
     assert proc.stdout is not None and proc.stderr is not None
     stdout, stderr = _Tail(limits.tail_bytes), _Tail(limits.tail_bytes)
     raw_results = bytearray()
+    overflow = False
     # Streams are closed through their file objects (never os.close on the number), so a
     # number reused by another thread's pipe is never closed by mistake.
     streams = {proc.stdout.fileno(): (stdout, proc.stdout), proc.stderr.fileno(): (stderr, proc.stderr)}
@@ -723,7 +545,7 @@ def _collect(
         os.set_blocking(fd, False)
         selector.register(fd, selectors.EVENT_READ)
     # The supervisor enforces job.timeout itself; this only catches a supervisor that hangs.
-    # Killing it is enough: the candidate dies with it (PR_SET_PDEATHSIG).
+    # Killing its session is enough: unshare --kill-child takes the namespace down with it.
     backstop = time.monotonic() + job.timeout + 5.0
     hit_backstop = False
     try:
@@ -740,7 +562,9 @@ def _collect(
                 except BlockingIOError:
                     continue
                 if fd == result_fd:
-                    if len(raw_results) < _RESULT_PIPE_LIMIT:
+                    if len(raw_results) + len(data) > _RESULT_PIPE_LIMIT:
+                        overflow = True  # never parse a prefix: the rest could change the verdict
+                    elif not overflow:
                         raw_results += data
                 else:
                     tail = streams[fd][0]
@@ -756,13 +580,11 @@ def _collect(
         for _, fileobj in streams.values():
             fileobj.close()
     reports = [item for item in map(_parse_report, bytes(raw_results).splitlines()) if item]
-    return stdout, stderr, reports, hit_backstop
+    return stdout, stderr, reports, hit_backstop, overflow
 
 
 def _parse_report(line: bytes) -> dict | None:
-    # Reports are dict reprs; the candidate can write to the pipe too, so parse defensively.
-    if len(line) > 65536:
-        return None
+    # Reports are dict reprs written by the tester and the supervisor.
     try:
         item = ast.literal_eval(line.decode("utf-8", errors="replace"))
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -777,7 +599,8 @@ def _interpret(
     n_asserts = len(job.asserts or ())
     outcome = [False] * n_asserts
     program: bool | None = None
-    program_error = ""
+    program_error = test_error = setup_error = ""
+    test_ok: bool | None = None
     done = False
     end: dict | None = None
     notes = []
@@ -785,8 +608,13 @@ def _interpret(
         if "a" in item and isinstance(item["a"], int) and 0 <= item["a"] < n_asserts:
             outcome[item["a"]] = item.get("ok") is True
         elif "program" in item:
-            program = item["program"] is True
+            program = item["program"]
             program_error = str(item.get("error", ""))
+        elif "test" in item:
+            test_ok = item["test"] is True
+            test_error = str(item.get("error", ""))
+        elif "setup" in item:
+            setup_error = str(item.get("error", "")) or "sandbox setup failed"
         elif item.get("done") is True:
             done = True
         elif isinstance(item.get("end"), dict):
@@ -800,10 +628,15 @@ def _interpret(
 
     if backstop or end is None:
         status: Status = "timeout" if backstop else "error"
-        detail = "sandbox supervisor did not report" + (" before the backstop" if backstop else "")
+        detail = setup_error or "sandbox supervisor did not report" + (" before the backstop" if backstop else "")
         return status, explain(detail), asserts, None
-    signum = end.get("signal")
-    returncode = -int(signum) if signum is not None else end.get("exit")
+    candidate = end.get("candidate") or {}
+    signum = None if candidate.get("stopped") else candidate.get("signal")
+    returncode = -int(signum) if signum is not None else candidate.get("exit")
+    if setup_error:
+        return "error", explain(setup_error), asserts, returncode
+    if end.get("aborted"):
+        return "error", explain("the harness's lifeline closed"), asserts, returncode
     if end.get("timed_out"):
         return "timeout", explain(f"wall clock limit of {job.timeout:g}s"), asserts, returncode
     if signum is not None:
@@ -814,9 +647,15 @@ def _interpret(
         return "error", explain(f"killed by {_signal_name(signum)}"), asserts, returncode
     if program is False:
         return "failed", explain(program_error or "program raised"), asserts, returncode
-    if not done:
-        detail = f"exited with code {returncode} before finishing"
-        return "error", explain(detail), asserts, returncode
+    if program is not True:
+        detail = f"exited with code {returncode} before finishing" if returncode is not None else program_error
+        return "error", explain(detail or "the program did not finish"), asserts, returncode
+    if test_ok is False:
+        if test_error == "timeout":  # the test ran out of the job's wall clock
+            return "timeout", explain(f"wall clock limit of {job.timeout:g}s"), asserts, returncode
+        return "failed", explain(test_error or "the test failed"), asserts, returncode
+    if not done or (job.test is not None and test_ok is not True):
+        return "error", explain("the tester did not finish"), asserts, returncode
     if n_asserts and not all(asserts):
         failed = n_asserts - sum(asserts)
         return "failed", explain(f"{failed} of {n_asserts} asserts failed"), asserts, returncode
@@ -831,7 +670,11 @@ def _signal_name(signum: int) -> str:
 
 
 def run_program(code: str, timeout: float = 10.0, *, limits: Limits = DEFAULT_LIMITS) -> RunResult:
-    """Run ``code`` as a program; ``passed`` means it ran to its end without raising."""
+    """Run ``code`` as a program; ``passed`` means it ran to its end without raising.
+
+    That is the program's own claim (see :class:`Job`): use :func:`check_asserts` or a
+    ``test`` job to judge correctness.
+    """
     return run_job(Job(code, None, timeout=timeout), limits)
 
 
@@ -841,24 +684,35 @@ def check_asserts(
     timeout: float = 1.0,
     *,
     total_timeout: float | None = None,
+    prelude: str = "",
+    entry_points: Sequence[str] = (),
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[bool]:
-    """Run ``program`` once, then each assert separately; one bool per assert.
+    """Run ``program`` once, then each assert separately, outside it; one bool per assert.
 
     ``timeout`` bounds each assert; ``total_timeout`` (default: a few seconds plus
     ``timeout`` per assert, at most 60 s) bounds the whole run, after which the asserts not
-    reached count as failed. If the program itself fails, every assert fails.
+    reached count as failed. If the program itself fails, every assert fails. ``prelude``
+    and ``entry_points`` are as in :class:`Job`.
     """
-    return list(run_job(assert_job(program, asserts, timeout, total_timeout), limits).assert_results)
+    job = assert_job(program, asserts, timeout, total_timeout, prelude=prelude, entry_points=entry_points)
+    return list(run_job(job, limits).assert_results)
 
 
 def assert_job(
-    program: str, asserts: Sequence[str], timeout: float = 1.0, total_timeout: float | None = None
+    program: str,
+    asserts: Sequence[str],
+    timeout: float = 1.0,
+    total_timeout: float | None = None,
+    *,
+    prelude: str = "",
+    entry_points: Sequence[str] = (),
 ) -> Job:
     """The :class:`Job` that :func:`check_asserts` runs (for batching with :func:`run_many`)."""
     if total_timeout is None:
         total_timeout = min(5.0 + timeout * len(asserts), 60.0)
-    return Job(program, tuple(asserts), timeout=total_timeout, assert_timeout=timeout)
+    return Job(program, tuple(asserts), timeout=total_timeout, assert_timeout=timeout, prelude=prelude,
+               entry_points=tuple(entry_points))
 
 
 def run_many(

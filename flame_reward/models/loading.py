@@ -1,13 +1,13 @@
 """Load a judge model: any Hugging Face causal LM (directory or hub id) or the embedded default.
 
 Device and dtype are chosen for the hardware: CUDA with bf16 where the GPU supports it,
-else fp32 (bf16 matmuls on this class of CPU are ~300x slower than fp32, so bf16 is never
-picked for a CPU). Both are overridable. Hub ids respect ``HF_HUB_OFFLINE``.
+else fp32 (bf16 matmuls on CPUs without bf16 units are far slower than fp32, see
+docs/speed.md, so bf16 is never picked for a CPU). Both are overridable. Hub ids respect
+``HF_HUB_OFFLINE``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import warnings
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flame_reward.errors import ModelLoadError
+from flame_reward.models.digests import adapter_sha256
 from flame_reward.models.embedded import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_model_dir
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,6 @@ def resolve_dtype(dtype: str | None, device: str) -> str:
 def is_embedded(model: str | None) -> bool:
     """True when ``model`` names the embedded default (or is left out)."""
     return model is None or model in EMBEDDED_ALIASES
-
-
-def _adapter_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    for f in sorted(path.glob("adapter_model.*")):
-        digest.update(f.read_bytes())
-    return digest.hexdigest()
 
 
 #: LoRA adapters that ship inside the package, applied automatically to their base model.
@@ -162,7 +156,7 @@ def load_model(
             raise ModelLoadError(f"adapter {adapter!r} does not fit model {name!r}: {exc}") from exc
         if merge_adapter:
             lm = lm.merge_and_unload()
-        adapter_hash = _adapter_hash(apath)
+        adapter_hash = adapter_sha256(apath)
     if tokenizer.pad_token_id is None:
         # Padding is always masked out, so any existing token will do; eos is conventional.
         tokenizer.pad_token = tokenizer.eos_token

@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+
+from flame_reward.hookspecs import hookimpl
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from flame_reward.models.onnx_export import MANIFEST, export_onnx
+    from flame_reward.models.onnx_export import export_onnx
+    from flame_reward.models.onnx_format import MANIFEST
 
     started = time.perf_counter()
     keep = tuple(x.strip() for x in (args.int8_keep_fp32 or "").split(",") if x.strip())
@@ -31,7 +33,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(subparsers: Any) -> None:
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     help_ = "Export the judge (adapter merged) to ONNX: a graph that outputs only verdict-token log-probabilities."
     p = subparsers.add_parser("export-onnx", help=help_, description=help_)
     p.add_argument("--model", default=None, help="HF model directory or id (default: the embedded SmolLM2-135M-Instruct)")

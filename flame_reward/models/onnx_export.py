@@ -1,28 +1,10 @@
-"""Export a judge to ONNX: a graph whose only output is the verdict-token log-probabilities.
+"""Write a judge as an ONNX directory: export, ORT fusions, int8 quantisation, parity check.
 
-A flame-reward ONNX directory holds
-
-- ``model.onnx``: the judge (LoRA adapter merged) from token ids to
-  ``log_softmax(logits)[rows, keep_positions, token_ids]``. Inputs: ``input_ids``,
-  ``attention_mask``, ``position_ids`` (int64 ``[batch, seq]``, left-padded as
-  :func:`flame_reward.backends.left_pad` does), ``keep_positions`` (int64 ``[keep]``, the
-  columns to read: ``seq-keep .. seq-1``) and ``token_ids`` (int64 ``[k]``, so any
-  verdict vocabulary works). Output ``logprobs``: float32 ``[batch, keep, k]``. Batch,
-  sequence, keep and k are dynamic axes. The log-softmax runs over the full vocabulary,
-  but only at the kept positions: the graph never materialises vocab x sequence logits.
-- ``model.int8.onnx`` with ``--quantize int8``: the same graph after ONNX Runtime dynamic
-  quantisation (weights of every linear layer's MatMul as per-tensor int8, activations
-  quantised at run time; the embedding and the tied output projection stay fp32).
-- the tokenizer files, and ``manifest.json`` (written last, so a directory without it is
-  an unfinished export): model id, adapter and its sha256, the files with sizes and
-  sha256, input/output names, opset, exporter, export date and library versions.
-
-Exporter: ``torch.onnx.export(..., dynamo=True)`` (the torch.export-based exporter, the
-default of torch >= 2.9). The legacy TorchScript exporter (``dynamo=False``) also writes a
-graph for this wrapper, ~10x faster, but it traces Python branches of transformers' mask
-and SDPA code on the example's shapes (TracerWarnings in ``masking_utils`` and
-``sdpa_attention``: ``padding_length > 0``, ``q_length == 1``, ``is_causal``) and freezes
-them into the graph; the dynamo exporter keeps batch and sequence symbolic instead.
+What the directory holds, and how it is read back and checked, is
+:mod:`flame_reward.models.onnx_format`. The graph comes from torch's dynamo exporter
+(``torch.onnx.export(..., dynamo=True)``) because it keeps batch and sequence symbolic;
+why not the TorchScript exporter, and what fusions and int8 cost or gain, is in
+``docs/speed.md``.
 """
 
 from __future__ import annotations
@@ -35,21 +17,25 @@ import os
 import shutil
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flame_reward.errors import ModelLoadError
+from flame_reward.models.digests import adapter_sha256, sha256_file
+from flame_reward.models.onnx_format import (
+    FORMAT,
+    FORMAT_VERSION,
+    GRAPH_FILES,
+    INPUTS,
+    MANIFEST,
+    OUTPUT,
+    check_onnx_dir,
+    check_quantize,
+    verdict_feeds,
+)
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-FORMAT = "flame-reward-onnx-judge"
-FORMAT_VERSION = 1
-GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-INPUTS = ("input_ids", "attention_mask", "position_ids", "keep_positions", "token_ids")
-OUTPUT = "logprobs"
-QUANTIZE_CHOICES = ("int8",)
 #: Above this many bytes of weights the graph keeps its tensors in an external data file.
 _EXTERNAL_DATA_BYTES = 1_800_000_000
 
@@ -73,27 +59,8 @@ def _verdict_module(model: Any) -> Any:
     return VerdictLogprobs(model).eval()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _file_entry(path: Path) -> dict[str, Any]:
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
-
-
-def check_quantize(quantize: str | None) -> str | None:
-    """Normalise ``quantize`` (None/"none"/"fp32" -> None); anything but int8 is an error."""
-    if quantize in (None, "", "none", "fp32", "float32"):
-        return None
-    if quantize not in QUANTIZE_CHOICES:
-        from flame_reward.errors import InvalidInput
-
-        raise InvalidInput("quantize", f"unknown quantisation {quantize!r}; available: {', '.join(QUANTIZE_CHOICES)}")
-    return quantize
 
 
 def export_onnx(
@@ -241,16 +208,15 @@ FUSION_TOLERANCE = 1e-3
 
 
 def fuse_for_ort(loaded: Any, path: Path, *, external: bool = False) -> dict[str, Any]:
-    """Rewrite ``path`` in place with onnxscript's ONNX Runtime fusions (RMSNorm and
-    skip-RMSNorm -> ``SimplifiedLayerNormalization``, rotary embedding, SDPA ->
-    ``MultiHeadAttention``): fewer memory-bound ops per layer, measured ~4% faster fp32
-    and ~10% faster int8 on the embedded default, output unchanged (1e-5).
+    """Rewrite ``path`` in place with onnxscript's ONNX Runtime transformer fusions (RMSNorm
+    and skip-RMSNorm -> ``SimplifiedLayerNormalization``, rotary embedding, SDPA ->
+    ``MultiHeadAttention``): fewer memory-bound ops per layer (gains: docs/speed.md).
 
     Best effort: the graph is kept unfused (and the manifest says why) when onnxscript's
     fusion pass is missing or fails, or when the fused graph's log-probabilities differ
-    from the torch model's by more than :data:`FUSION_TOLERANCE`. (onnxscript's public
-    ``optimize_for_ort`` also adds ``FusedMatMul`` rewrites that ONNX Runtime 1.32 rejects
-    on this graph, so only the transformer fusions are applied.)"""
+    from the torch model's by more than :data:`FUSION_TOLERANCE`. Only the transformer
+    fusions run, not onnxscript's whole ``optimize_for_ort``, whose ``FusedMatMul``
+    rewrites ONNX Runtime rejects on this graph."""
     try:
         import onnx_ir as ir
         from onnxscript.rewriter.ort_fusions._core import fuse_xformers
@@ -309,16 +275,15 @@ def verify_graph(loaded: Any, graph: Path) -> dict[str, Any]:
     import numpy as np
     import onnxruntime as ort
 
-    from flame_reward.backends import TorchBackend, left_pad
     from flame_reward.encoding import encode, label_token_ids
-    from flame_reward.scoring import swapped
+    from flame_reward.models.backends import TorchBackend, left_pad
     from flame_reward.tasks.registry import get_task_type
 
     task = get_task_type("pairwise")
     rows = []
     for prompt, a, b in _VERIFY_PAIRS:
         ex = task.validate({"prompt": prompt, "response_a": a, "response_b": b})
-        for shown in (ex, swapped(task, ex)):
+        for shown in (ex, task.swapped(ex)):
             rows.append(encode(loaded.tokenizer, task.render(shown), task.truncatable(), 1024).ids)
     tokens = sorted({seq[0] for seq in label_token_ids(loaded.tokenizer, ["A", "B"])})
     backend = TorchBackend(loaded)
@@ -326,12 +291,8 @@ def verify_graph(loaded: Any, graph: Path) -> dict[str, Any]:
     worst = 0.0
     for keep in (1, 2):
         ref = backend.token_logprobs(rows, keep, tokens).numpy()
-        ids, mask, positions = left_pad(rows, backend.pad_token_id)
-        width = ids.shape[1]
-        (got,) = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(),
-                                    "position_ids": positions.numpy(),
-                                    "keep_positions": np.arange(width - keep, width, dtype=np.int64),
-                                    "token_ids": np.asarray(tokens, dtype=np.int64)})
+        padded = (t.numpy() for t in left_pad(rows, backend.pad_token_id))
+        (got,) = session.run(None, verdict_feeds(*padded, keep, tokens))
         worst = max(worst, float(np.abs(got - ref).max()))
     return {"max_abs_logprob_diff": worst, "rows": len(rows), "tokens": tokens}
 
@@ -410,109 +371,12 @@ def quantize_int8(src: Path, dst: Path, *, external: bool = False, keep_fp32: tu
     }
 
 
-# -- reading a directory ----------------------------------------------------------------------
-@dataclass
-class OnnxJudgeDir:
-    """A checked flame-reward ONNX directory and the graph chosen from it."""
-
-    path: Path
-    manifest: dict[str, Any]
-    graph: Path
-    precision: str  # "fp32" or "int8"
-
-
-def is_onnx_dir(path: str | os.PathLike[str] | None) -> bool:
-    """True when ``path`` is a directory that looks like an ONNX export (a manifest or a graph)."""
-    if path is None:
-        return False
-    p = Path(path).expanduser()
-    return p.is_dir() and ((p / MANIFEST).is_file() or any((p / f).is_file() for f in GRAPH_FILES.values()))
-
-
-def check_onnx_dir(
-    path: str | os.PathLike[str],
-    *,
-    quantize: str | None = None,
-    adapter: str | None = "auto",
-) -> OnnxJudgeDir:
-    """Check an ONNX directory and pick its graph; :class:`ModelLoadError` says what is wrong.
-
-    ``adapter``: ``"auto"`` accepts whatever the export merged; an adapter directory must
-    be the one merged (same sha256); ``None`` asks for the raw model.
-    """
-    from flame_reward.models.loading import _adapter_hash
-
-    quantize = check_quantize(quantize)
-    p = Path(path).expanduser()
-    if not p.is_dir():
-        raise ModelLoadError(f"ONNX model directory {str(path)!r} does not exist")
-    mpath = p / MANIFEST
-    if not mpath.is_file():
-        raise ModelLoadError(
-            f"ONNX model directory {str(p)!r} has no {MANIFEST} (not written by 'flame-reward export-onnx', "
-            "or the export did not finish); re-export it"
-        )
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{mpath} is not readable JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ModelLoadError(f"{mpath} is not a flame-reward ONNX manifest (format {manifest.get('format')!r}, "
-                             f"expected {FORMAT!r})" if isinstance(manifest, dict) else f"{mpath} is not a manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelLoadError(f"{mpath} has format_version {manifest.get('format_version')!r}; this flame-reward "
-                             f"reads version {FORMAT_VERSION}: re-export the model")
-    if manifest.get("inputs") != list(INPUTS) or manifest.get("outputs") != [OUTPUT]:
-        raise ModelLoadError(f"{mpath} declares inputs {manifest.get('inputs')} and outputs {manifest.get('outputs')}; "
-                             f"expected {list(INPUTS)} -> [{OUTPUT!r}]")
-    precision = quantize or "fp32"
-    graphs = manifest.get("graphs") or {}
-    if precision not in graphs:
-        hint = " (export it with --quantize int8)" if precision == "int8" else ""
-        raise ModelLoadError(f"ONNX model directory {str(p)!r} has no {precision} graph in its manifest{hint}; "
-                             f"it has: {', '.join(graphs) or 'none'}")
-    entry = graphs[precision]
-    graph = p / entry.get("file", GRAPH_FILES[precision])
-    if not graph.is_file():
-        raise ModelLoadError(f"ONNX model directory {str(p)!r} is missing {graph.name} (listed in {MANIFEST})")
-    for item in (entry, entry.get("data")):
-        if not item:
-            continue
-        f = p / item["file"]
-        if not f.is_file():
-            raise ModelLoadError(f"ONNX model directory {str(p)!r} is missing {f.name} (listed in {MANIFEST})")
-        size = f.stat().st_size
-        if size != item.get("bytes"):
-            raise ModelLoadError(f"{f} is {size} bytes but {MANIFEST} says {item.get('bytes')}: the directory mixes "
-                                 "files from different exports; re-export it")
-    if not (p / "tokenizer_config.json").is_file() or not any(
-        (p / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
-    ):
-        raise ModelLoadError(f"ONNX model directory {str(p)!r} has no tokenizer files (tokenizer_config.json and "
-                             "tokenizer.json); re-export it or copy the model's tokenizer files there")
-    merged_sha = manifest.get("adapter_sha256")
-    if adapter is None and manifest.get("adapter"):
-        raise ModelLoadError(f"the raw model was asked for, but {str(p)!r} has adapter {manifest['adapter']!r} "
-                             "merged into its weights; export the model without --adapter")
-    if adapter not in (None, "auto", "none", ""):
-        apath = Path(adapter).expanduser()
-        if not (apath / "adapter_config.json").is_file():
-            raise ModelLoadError(f"adapter directory {adapter!r} has no adapter_config.json")
-        sha = _adapter_hash(apath)
-        if sha != merged_sha:
-            raise ModelLoadError(
-                f"adapter {adapter!r} (sha256 {sha[:12]}) is not the one merged into {str(p)!r} "
-                f"({(merged_sha or 'none')[:12]}, from {manifest.get('adapter')!r}); re-export with this adapter"
-            )
-    return OnnxJudgeDir(p, manifest, graph, precision)
-
-
 def cached_export(model: str | None, *, adapter: str | None = "auto", quantize: str | None = None,
                   revision: str | None = None) -> Path:
     """The ONNX directory for a Hugging Face model (or the embedded default), exported once
     into ``$FLAME_REWARD_CACHE/onnx/`` on first use (minutes for a 135M model on a CPU)."""
     from flame_reward.models.embedded import EMBEDDED_NAME, cache_dir
-    from flame_reward.models.loading import _adapter_hash, is_embedded, resolve_adapter
+    from flame_reward.models.loading import is_embedded, resolve_adapter
 
     quantize = check_quantize(quantize)
     if is_embedded(model):
@@ -521,7 +385,7 @@ def cached_export(model: str | None, *, adapter: str | None = "auto", quantize: 
         local = Path(str(model)).expanduser()
         name = str(local.resolve()) if local.exists() else str(model)
     resolved = resolve_adapter(model, adapter)
-    adapter_sha = _adapter_hash(Path(resolved).expanduser()) if resolved else None
+    adapter_sha = adapter_sha256(Path(resolved).expanduser()) if resolved else None
     key = hashlib.sha256(json.dumps([name, adapter_sha, revision, FORMAT_VERSION]).encode()).hexdigest()[:16]
     target = cache_dir() / "onnx" / f"{Path(name).name}-{key}"
     if (target / MANIFEST).is_file():
@@ -552,5 +416,5 @@ def add_int8(path: str | os.PathLike[str]) -> Path:
     return judge_dir.path
 
 
-__all__ = ["FORMAT", "GRAPH_FILES", "INPUTS", "MANIFEST", "OUTPUT", "OnnxJudgeDir", "add_int8", "cached_export",
-           "check_onnx_dir", "export_loaded", "export_onnx", "is_onnx_dir", "linear_matmuls", "quantize_int8", "verify_graph"]
+__all__ = ["add_int8", "cached_export", "export_loaded", "export_onnx", "fuse_for_ort", "linear_matmuls", "quantize_int8",
+           "verify_graph"]

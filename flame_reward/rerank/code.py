@@ -109,13 +109,20 @@ def cached_executor(
     workers: int | None = None,
     assert_timeout: float,
     total_timeout: float | None,
+    prelude: str = "",
+    entry_points: Sequence[str] = (),
 ) -> Executor:
-    """An :data:`~flame_reward.humaneval.codet.Executor` over the harness's cached sandbox runs."""
+    """An :data:`~flame_reward.humaneval.codet.Executor` over the harness's cached sandbox runs.
+
+    ``prelude`` (the task's prompt) and ``entry_points`` go to every job, as in
+    :class:`~flame_reward.humaneval.sandbox.Job`.
+    """
 
     def execute(programs: Sequence[str], asserts: Sequence[str]) -> list[list[bool]]:
         if not asserts:
             return [[] for _ in programs]
-        jobs = [(task_id, assert_job(p, asserts, assert_timeout, total_timeout)) for p in programs]
+        jobs = [(task_id, assert_job(p, asserts, assert_timeout, total_timeout, prelude=prelude,
+                                     entry_points=entry_points)) for p in programs]
         return execute_batch(jobs, cache=cache, workers=workers)
 
     return execute
@@ -154,11 +161,13 @@ def execution_signals(
     if not isinstance(task, PublicTask):
         raise InvalidInput("task", f"expected a PublicTask (public fields only), got {type(task).__name__}")
     started = time.perf_counter()
+    entry_points = (task.entry_point,)
     example_executor = example_executor or cached_executor(
-        task.task_id, cache=cache, workers=workers, assert_timeout=EXAMPLE_ASSERT_TIMEOUT, total_timeout=None)
+        task.task_id, cache=cache, workers=workers, assert_timeout=EXAMPLE_ASSERT_TIMEOUT, total_timeout=None,
+        prelude=task.prompt, entry_points=entry_points)
     test_executor = test_executor or cached_executor(
         task.task_id, cache=cache, workers=workers, assert_timeout=GENERATED_ASSERT_TIMEOUT,
-        total_timeout=GENERATED_TOTAL_TIMEOUT)
+        total_timeout=GENERATED_TOTAL_TIMEOUT, prelude=task.prompt, entry_points=entry_points)
     rates = example_pass_rates(task, completions, executor=example_executor)  # type: ignore[arg-type]
     if generated_tests:
         result = codet_scores(task, completions, generated_tests, max_tests=max_tests,  # type: ignore[arg-type]

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from flame_reward.errors import InvalidInput
+from flame_reward.hookspecs import hookimpl
+from flame_reward.model_options import add_model_options, load_judge
 
 STRATEGY_CHOICES = ("random", "round_robin", "swiss", "knockout", "pointwise", "hybrid", "examples_codet")
 
@@ -30,7 +32,6 @@ def _strategies(text: str) -> list[str]:
 
 
 def cmd_humaneval(args: argparse.Namespace) -> int:
-    from flame_reward import cli
     from flame_reward.humaneval.harness import ExecutionCache
     from flame_reward.humaneval.problems import load_generated_tests, load_problems
     from flame_reward.humaneval.sandbox import host_protections
@@ -49,7 +50,7 @@ def cmd_humaneval(args: argparse.Namespace) -> int:
     task_filter = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
 
     if args.generate:
-        from flame_reward.backends import TorchBackend
+        from flame_reward.models.backends import TorchBackend
         from flame_reward.models.loading import load_model
 
         ids = select_tasks(problems, {t: [] for t in problems}, args.limit, task_filter)
@@ -77,7 +78,7 @@ def cmd_humaneval(args: argparse.Namespace) -> int:
         generated = load_generated_tests(args.generated_tests)
 
     needs_judge = any(s in JUDGE_STRATEGIES or s == "hybrid" for s in strategies)
-    judge = cli.load_judge(args) if needs_judge else None
+    judge = load_judge(args) if needs_judge else None
     exec_cache = None if args.no_cache else ExecutionCache(args.exec_cache)
     verdict_cache = None if (args.no_cache or args.no_verdict_cache) else VerdictCache(args.verdict_cache)
 
@@ -132,10 +133,9 @@ def cmd_humaneval(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(subparsers: Any) -> argparse.ArgumentParser:
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``flame-reward humaneval``."""
-    from flame_reward.cli import add_model_options
-
     p = subparsers.add_parser(
         "humaneval",
         help="Best-of-N reranking of code samples, measured by HumanEval pass@1.",

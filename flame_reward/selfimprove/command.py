@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from flame_reward.errors import InvalidInput
+from flame_reward.hookspecs import hookimpl
 
 
 def _sets(value: str) -> tuple[str, ...]:
@@ -46,11 +47,12 @@ def _common(p: argparse.ArgumentParser, source: str, source_help: str) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or step messages")
 
 
-def add_command(sub: Any) -> None:
-    p = sub.add_parser("self-taught", help="Self-Taught Evaluator loop: synthetic pairs, filtered judgments, SFT.",
-                       description="Improve a judge without human labels (Wang et al., 2024): synthetic preference "
-                                   "pairs from 'similar but different' instructions, sampled rationale+verdict "
-                                   "judgments kept when correct, LoRA SFT; repeat. See docs/self_improving.md.")
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("self-taught", help="Self-Taught Evaluator loop: synthetic pairs, filtered judgments, SFT.",
+                              description="Improve a judge without human labels (Wang et al., 2024): synthetic preference "
+                                          "pairs from 'similar but different' instructions, sampled rationale+verdict "
+                                          "judgments kept when correct, LoRA SFT; repeat. See docs/self_improving.md.")
     p.add_argument("--judge", default=None, help="judge model: HF dir or id (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--judge-adapter", default="auto",
                    help="LoRA adapter the judge starts from ('auto': the shipped one if any; 'none': raw)")
@@ -67,11 +69,11 @@ def add_command(sub: Any) -> None:
                    help="do not balance the kept verdicts between A and B")
     p.set_defaults(fn=run_self_taught_command)
 
-    p = sub.add_parser("meta-reward", help="Meta-Rewarding loop: actor, judge and meta-judge in one model, DPO.",
-                       description="One model as actor, judge and meta-judge (Wu et al., 2024): sampled responses "
-                                   "scored by the model with rationales, judgments compared by the model as "
-                                   "meta-judge, actor and judge preference pairs (length-controlled) trained with "
-                                   "TRL's DPOTrainer and LoRA. See docs/self_improving.md.")
+    p = subparsers.add_parser("meta-reward", help="Meta-Rewarding loop: actor, judge and meta-judge in one model, DPO.",
+                              description="One model as actor, judge and meta-judge (Wu et al., 2024): sampled responses "
+                                          "scored by the model with rationales, judgments compared by the model as "
+                                          "meta-judge, actor and judge preference pairs (length-controlled) trained with "
+                                          "TRL's DPOTrainer and LoRA. See docs/self_improving.md.")
     p.add_argument("--model", default=None, help="HF dir or id (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--adapter", default="auto", help="LoRA adapter to start from ('auto' / 'none' / a directory)")
     _common(p, "prompts", "prompts: hh, hh-helpful, hh-harmless, mt-bench, or a JSONL/JSON file with a 'prompt' or "

@@ -97,7 +97,7 @@ def _mt_bench() -> InstructionSet:
 
 
 def _from_file(path: str) -> InstructionSet:
-    from flame_reward.rows import read_rows
+    from flame_reward.io import read_rows
 
     items = []
     for row in read_rows(path):

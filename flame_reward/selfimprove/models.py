@@ -43,7 +43,7 @@ class Models:
     def judge(self, model: str | None, adapter: str | None) -> Any:
         """An :class:`~flame_reward.autorater.Autorater` over ``model`` + ``adapter`` (merged)."""
         from flame_reward.autorater import Autorater
-        from flame_reward.backends import TorchBackend
+        from flame_reward.models.backends import TorchBackend
         from flame_reward.scoring import Scorer
 
         key = (model, adapter)
@@ -61,7 +61,7 @@ class Models:
                 top_p: float) -> ChatSampler:
         """A :class:`ChatSampler` over ``model`` + ``adapter``; shares the loaded judge when
         it is the same model and adapter."""
-        from flame_reward.backends import TorchBackend
+        from flame_reward.models.backends import TorchBackend
 
         settings = (max_new_tokens, temperature, top_p)
         key = (model, adapter, settings)

@@ -19,7 +19,7 @@ from flame_reward.progress import progress_bar
 class ChatSampler:
     """``sampler(texts, num_samples=..., seed=...)`` -> one list of replies per text.
 
-    ``backend`` is a :class:`~flame_reward.backends.TorchBackend` (or anything with its
+    ``backend`` is a :class:`~flame_reward.models.backends.TorchBackend` (or anything with its
     ``generate``); replies are stripped of surrounding whitespace.
     """
 

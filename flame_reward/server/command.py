@@ -14,16 +14,17 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from flame_reward.errors import InvalidInput
+from flame_reward.hookspecs import hookimpl
 
 
-def add_command(sub: Any) -> None:
-    from flame_reward.cli import add_model_options
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from flame_reward.model_options import add_model_options
 
-    p = sub.add_parser("serve", help="Serve verdicts over gRPC (the scoring sidecar; see docs/server.md).",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("serve", help="Serve verdicts over gRPC (the scoring sidecar; see docs/server.md).",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 or [::] for all)")
     g.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one)")
@@ -97,7 +98,7 @@ def _http_spec(args: argparse.Namespace) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from flame_reward.cli import load_judge
+    from flame_reward.model_options import load_judge
     from flame_reward.server.observability import configure_json_logging, event
     from flame_reward.server.service import create_server
 

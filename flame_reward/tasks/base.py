@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flame_reward.errors import InvalidInput, VerdictParseError
@@ -152,6 +152,15 @@ class TaskType(ABC):
         """Render a validated example in the FLAMe INSTRUCTION / CONTEXT / EVALUATION form."""
         return Rendered(self.instruction(example), self.context(example), self.evaluation(example, rationale))
 
+    def swapped(self, example: Mapping[str, Any]) -> dict[str, Any]:
+        """``example`` presented in the other order: the two :attr:`swap` fields exchanged."""
+        if self.swap is None:
+            raise InvalidInput("task", f"task type {self.name!r} is judged in one order only; it has no swap")
+        a, b = self.swap.fields
+        out = dict(example)
+        out[a], out[b] = example[b], example[a]
+        return out
+
     def truncatable(self) -> tuple[str, ...]:
         """Names of the fields that may be shortened to fit the model's context."""
         return tuple(f.name for f in self.fields if f.truncatable)
@@ -198,17 +207,3 @@ def criteria_line(example: Mapping[str, Any], default: str) -> str:
     """The evaluation-criteria sentence: the example's own ``criteria`` or the task default."""
     text = example.get("criteria") or default
     return f"Evaluation criteria: {text.strip()}"
-
-
-@dataclass
-class TaskRegistry:
-    """Name -> task type, filled through the ``register_task_types`` hook."""
-
-    types: dict[str, TaskType] = field(default_factory=dict)
-
-    def add(self, task: TaskType) -> None:
-        if not task.name:
-            raise InvalidInput("name", f"task type {type(task).__name__} has no name")
-        if task.name in self.types and type(self.types[task.name]) is not type(task):
-            raise InvalidInput("name", f"task type {task.name!r} is registered twice")
-        self.types[task.name] = task

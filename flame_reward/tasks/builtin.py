@@ -9,6 +9,7 @@ from flame_reward.tasks.base import TaskType
 from flame_reward.tasks.classification import ClassificationTask
 from flame_reward.tasks.open_ended import OpenEndedTask
 from flame_reward.tasks.pairwise import PairwiseTask
+from flame_reward.tasks.pairwise_named import PairwiseNamedTask
 from flame_reward.tasks.pointwise import PointwiseTask
 
 
@@ -18,3 +19,4 @@ def register_task_types(register: Callable[[TaskType], None]) -> None:
     register(PointwiseTask())
     register(ClassificationTask())
     register(OpenEndedTask())
+    register(PairwiseNamedTask())

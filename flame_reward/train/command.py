@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flame_reward.errors import InvalidInput
+from flame_reward.hookspecs import hookimpl
 
 
 def _names(value: str) -> tuple[str, ...]:
@@ -31,7 +32,8 @@ def _weights(value: str | None) -> dict[str, float] | None:
     return out
 
 
-def add_command(sub: Any) -> None:
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from flame_reward.train.recipes import (
         CLASSIFICATION_SETS,
         PAIRWISE_SETS,
@@ -39,8 +41,8 @@ def add_command(sub: Any) -> None:
         TARGET_SETS,
     )
 
-    p = sub.add_parser("train", help="Fine-tune a judge with LoRA (FLAMe multitask, FLAMe-RM, FLAMe-Opt-RM).",
-                       description=__doc__)
+    p = subparsers.add_parser("train", help="Fine-tune a judge with LoRA (FLAMe multitask, FLAMe-RM, FLAMe-Opt-RM).",
+                              description=__doc__)
     p.add_argument("--out", required=True, help="run directory (checkpoints, adapter, reports); rerun to resume")
     p.add_argument("--recipe", choices=["multitask", "rm", "opt-rm"], default="rm")
     p.add_argument("--model", default=None, help="base model (default: the embedded SmolLM2-135M-Instruct)")

@@ -3,12 +3,12 @@
 Why this exists. On this project's CPU, gradient LoRA (full SFT, or the cached top-layer
 trainer) learnt the answer format and then sat at a coin flip's loss on the verdict. Yet a
 linear probe on the last layer's MLP input at the verdict position *does* find a
-preference in the frozen SmolLM2-135M: fitted on HH helpful alone it reaches ~0.6 on
-held-out pairs, on HH harmless alone ~0.65-0.7; fitted on both together ~0.53, because
-the two sets reward opposite behaviour (compliance vs refusal) and a single linear readout
-cannot switch on the criteria. The preference signal is a small difference between the
-two presentation orders, which an L2 logistic regression on standardised features finds
-and small-learning-rate Adam on LoRA weights did not.
+preference in the frozen SmolLM2-135M, set by set; fitted on HH helpful and harmless
+together it nearly vanishes, because the two sets reward opposite behaviour (compliance vs
+refusal) and a single linear readout cannot switch on the criteria (the measured
+accuracies are in docs/training.md). The preference signal is a small difference between
+the two presentation orders, which an L2 logistic regression on standardised features
+finds and small-learning-rate Adam on LoRA weights did not.
 
 What it builds, for each criteria group ``g`` (the distinct ``criteria`` of the training
 examples; none = the task default):

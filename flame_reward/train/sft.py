@@ -93,7 +93,7 @@ def _dataset(tokenizer: Any, items: Sequence[LabelledExample], max_length: int,
 def _dev_accuracy(model: Any, tokenizer: Any, dev: Sequence[dict[str, Any]], labels: Sequence[str],
                   max_length: int, device: str) -> dict[str, float]:
     """Pairwise accuracy and position consistency of ``model`` on dev pairs, via the scoring core."""
-    from flame_reward.backends import TorchBackend
+    from flame_reward.models.backends import TorchBackend
     from flame_reward.eval.metrics import pairwise_metrics
     from flame_reward.models.loading import LoadedModel
     from flame_reward.results import Verdict

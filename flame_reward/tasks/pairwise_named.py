@@ -1,19 +1,15 @@
-"""The ``pairwise_named`` task type used by the compassion bias probe.
+"""The ``pairwise_named`` task type: pairwise preference with the responses attributed to
+named models, which the compassion bias probe (:mod:`flame_reward.eval.probes`) varies.
 
-Registered through the ``register_task_types`` hook like any plugin's task type. It
-imports only the task contract, so loading it never pulls in a model. The probes call
-:func:`register_probe_tasks`, which registers this module with the plugin manager unless
-it already is (e.g. when listed in :data:`flame_reward.plugins.DEFAULT_PLUGINS`).
+A built-in task type, registered by :mod:`flame_reward.tasks.builtin`.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flame_reward.errors import InvalidInput
-from flame_reward.hookspecs import hookimpl
 from flame_reward.tasks.pairwise import PairwiseTask
 
 
@@ -58,20 +54,4 @@ class PairwiseNamedTask(PairwiseTask):
         )
 
 
-@hookimpl
-def register_task_types(register: Callable[[Any], None]) -> None:
-    register(PairwiseNamedTask())
-
-
-def register_probe_tasks() -> None:
-    """Register this module's hook implementation with the plugin manager (once)."""
-    from flame_reward.plugins import pm
-    from flame_reward.tasks import registry
-
-    module = sys.modules[__name__]
-    if not pm.is_registered(module):
-        pm.register(module, name=__name__)
-        registry.reset()
-
-
-__all__ = ["PairwiseNamedTask", "register_probe_tasks"]
+__all__ = ["PairwiseNamedTask"]

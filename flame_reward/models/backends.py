@@ -9,7 +9,8 @@ another runtime slots in behind the same two methods:
   many suffixes after it (:meth:`TorchBackend.token_logprobs_after`); the scoring core
   uses this automatically (see :mod:`flame_reward.prefix`).
 - :class:`OnnxBackend`: ONNX Runtime over a graph written by ``flame-reward export-onnx``
-  (fp32, or int8 dynamic quantisation), whose only output is the verdict-token
+  (fp32, or int8 dynamic quantisation; the directory format is
+  :mod:`flame_reward.models.onnx_format`), whose only output is the verdict-token
   log-probabilities. No generation, no prefix sharing.
 """
 
@@ -26,6 +27,7 @@ import torch
 
 from flame_reward.errors import FlameRewardError, ModelLoadError
 from flame_reward.models.loading import LoadedModel
+from flame_reward.models.onnx_format import INPUTS, OUTPUT, check_onnx_dir, verdict_feeds
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,14 @@ def _make_cache(kv: Sequence[tuple[torch.Tensor, torch.Tensor]], rows: int) -> A
     return DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in kv])
 
 
+def _selected_logprobs(logits: torch.Tensor, keep: int, token_ids: Sequence[int]) -> torch.Tensor:
+    """Log-softmax over the vocabulary at the last ``keep`` columns (in float32, whatever the
+    model's dtype), restricted to ``token_ids``, on the CPU."""
+    logp = torch.log_softmax(logits[:, -keep:, :].float(), dim=-1)
+    index = torch.tensor(list(token_ids), dtype=torch.long, device=logp.device)
+    return logp.index_select(-1, index).cpu()
+
+
 def _shares_prefixes(model: Any) -> bool:
     """Prefix sharing reuses a plain full-attention KV cache under an explicit padding mask;
     models with sliding-window or non-attention layers, and attention kernels other than
@@ -148,10 +158,7 @@ class TorchBackend:
             logits_to_keep=keep,
             use_cache=False,
         )
-        logits = out.logits[:, -keep:, :].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        index = torch.tensor(list(token_ids), dtype=torch.long, device=logp.device)
-        return logp.index_select(-1, index).cpu()
+        return _selected_logprobs(out.logits, keep, token_ids)
 
     @torch.inference_mode()
     def prefix_state(self, ids: Sequence[int], parent: PrefixState | None = None) -> PrefixState:
@@ -194,10 +201,7 @@ class TorchBackend:
             use_cache=True,
             **{self._cache_arg: _make_cache(prefix.kv, rows)},
         )
-        logits = out.logits[:, -keep:, :].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        index = torch.tensor(list(token_ids), dtype=torch.long, device=logp.device)
-        return logp.index_select(-1, index).cpu()
+        return _selected_logprobs(out.logits, keep, token_ids)
 
     @torch.inference_mode()
     def generate(
@@ -254,8 +258,6 @@ class OnnxBackend:
         device: str | None = None,
         adapter: str | None = "auto",
     ) -> None:
-        from flame_reward.models.onnx_export import INPUTS, OUTPUT, check_onnx_dir
-
         self.dir = check_onnx_dir(path, quantize=quantize, adapter=adapter)
         self.manifest = self.dir.manifest
         self.precision = self.dir.precision
@@ -286,15 +288,8 @@ class OnnxBackend:
     def token_logprobs(self, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int]) -> torch.Tensor:
         import numpy as np
 
-        ids, mask, positions = left_pad(batch, self.pad_token_id)
-        width = ids.shape[1]
-        feeds = {
-            "input_ids": ids.numpy(),
-            "attention_mask": mask.numpy(),
-            "position_ids": positions.numpy(),
-            "keep_positions": np.arange(width - keep, width, dtype=np.int64),
-            "token_ids": np.asarray(list(token_ids), dtype=np.int64),
-        }
+        padded = (t.numpy() for t in left_pad(batch, self.pad_token_id))
+        feeds = verdict_feeds(*padded, keep, token_ids)
         (out,) = self.session.run(None, feeds)
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
 
