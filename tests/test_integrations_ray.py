@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -134,6 +136,14 @@ def test_ray_serve_handle_and_openrlhf_route(ray_session, tokenizer, tiny_model_
                                                            "trained by Hugging Face\n\nuser\nWhat is 2+2?",
                                                  "response_a": "Four.", "response_b": "4"}])[0]
         assert reply["rewards"] == pytest.approx([ref.score], abs=1e-5)
+        foreign = openrlhf_query(tokenizer, chat_prompt(tokenizer, "Another prompt."), "Hi.")
+        (bad_reply,) = asyncio.run(executor._fetch_rewards_via_http([foreign, query], [prompt, prompt], ["4", ""]))
+        assert bad_reply["rewards"] == [0.0, 0.0]
+        assert bad_reply["errors"][0].startswith("query:") and bad_reply["errors"][1].startswith("labels:")
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/get_reward", data=b"{oops", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=WAIT)
+        assert err.value.code == 400 and json.loads(err.value.read())["field"] == "body"
         with pytest.raises(InvalidInput, match="num_gpu"):
             app({"num_gpu": "1"})
     finally:

@@ -1,13 +1,13 @@
 """Offline scoring on Ray Data: ``flame-reward score|compare FILE --engine ray --actors N``.
 
-The rows are read and turned into judge examples exactly as the local command does
-(:func:`flame_reward.rows.row_example`); the examples go through ``map_batches`` on an
-actor pool (``ray.data.ActorPoolStrategy(size=N)``), each actor holding one
-:class:`~flame_reward.autorater.Autorater` for the whole run; the results stream back
-in input order (``preserve_order``) and are written as the local command writes them
-(:func:`flame_reward.rows.row_record`), item errors and unparseable lines included. Each
-result carries its example's position and the driver checks the sequence, so a lost or
-repeated row stops the run with an error instead of shifting verdicts onto wrong rows.
+The command reads rows, builds judge examples and writes records exactly as with the
+local engine (the same code in :mod:`flame_reward.cli`, ``--resume`` included); only the
+verdicts come from here: every row still to judge goes through one ``map_batches`` run on
+an actor pool (``ray.data.ActorPoolStrategy(size=N)``), each actor holding one
+:class:`~flame_reward.autorater.Autorater` for the whole run, and the results stream back
+in input order (``preserve_order``), written a batch at a time as they arrive. Each result
+carries its example's position and the driver checks the sequence, so a lost or repeated
+row stops the run with an error instead of shifting verdicts onto wrong rows.
 
 Examples cross into Arrow as JSON strings: rows of one file may disagree in their
 columns' types, which Arrow's schema inference would reject.
@@ -23,8 +23,6 @@ import argparse
 import json
 import logging
 import os
-import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -111,40 +109,27 @@ def _stream(task: str, examples: Sequence[Mapping[str, Any]], actors: int, model
             ray.shutdown()
 
 
-def run_rows(args: argparse.Namespace, task: str, defaults: Mapping[str, Any], mapping: Mapping[str, str]) -> int:
-    """The ``--engine ray`` body of ``flame-reward score|compare`` (same output as the local engine)."""
-    from flame_reward.progress import progress_bar
-    from flame_reward.rows import RowWriter, read_rows, row_example, row_record
-
-    if args.backend == "onnx" and args.device not in (None, "cpu"):
+def judge_rows(args: argparse.Namespace, task: str, examples: Sequence[Mapping[str, Any]]) -> Iterator[Verdict | ItemError]:
+    """The ``--engine ray`` verdicts of ``flame-reward score|compare``: ``examples`` (every row
+    still to judge, built as the local engine builds them) on ``args.actors`` actors with the
+    command's model options, streamed back in order. A failure of the pool is a
+    :class:`FlameRewardError`, which the command prints as one line."""
+    if args.backend == "onnx" and (args.device or "cpu") != "cpu":
         raise InvalidInput("--backend", "--engine ray with --backend onnx runs on CPU actors only")
-    rows = list(read_rows(args.input))
-    examples = [row_example(row, defaults, mapping) for row in rows if row.data is not None]
     options = {"model": args.model, "adapter": args.adapter, "device": args.device, "dtype": args.dtype,
                "batch_size": args.batch_size, "max_length": args.max_length, "threads": args.threads,
                "backend": args.backend, "quantize": args.quantize}
-    started = time.perf_counter()
-    results = judge_examples(task, examples, actors=args.actors, model_options=options,
-                             rows_per_call=max(args.batch_size * 4, 16), cpus_per_actor=float(args.threads or 1),
-                             gpus_per_actor=1.0 if (args.device or "").startswith("cuda") else 0.0,
-                             progress=not args.quiet)
-    ok = bad = 0
-    bar = progress_bar(total=len(rows), desc=f"{task} rows (ray, {args.actors} actors)", enabled=not args.quiet,
-                       unit="row")
-    with RowWriter(args.output) as out:
-        for row in rows:
-            result = next(results) if row.data is not None else None
-            record, judged = row_record(row, result)
-            ok += judged
-            bad += not judged
-            out.write(record)
-            bar.update(1)
-        if next(results, None) is not None:
-            raise FlameRewardError("Ray Data returned more results than rows")
-    bar.close()
-    print(f"{task}: {ok} rows judged, {bad} rows with errors (kept in the output with 'error'), "
-          f"{len(rows)} in total, {time.perf_counter() - started:.1f}s on {args.actors} Ray actors", file=sys.stderr)
-    return 1 if (args.strict and bad) else 0
+    stream = judge_examples(task, examples, actors=args.actors, model_options=options,
+                            rows_per_call=max(args.batch_size * 4, 16), cpus_per_actor=float(args.threads or 1),
+                            gpus_per_actor=1.0 if (args.device or "").startswith("cuda") else 0.0,
+                            progress=not args.quiet)
+    try:
+        yield from stream
+    except FlameRewardError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (Ray's own errors: one line naming what failed)
+        raise FlameRewardError(f"--engine ray: the actor pool failed: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
 
 
-__all__ = ["JudgeActor", "judge_examples", "run_rows"]
+__all__ = ["JudgeActor", "judge_examples", "judge_rows"]
