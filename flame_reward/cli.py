@@ -53,6 +53,8 @@ def _check_rows_args(args: argparse.Namespace, task: Any, defaults: dict[str, An
     for flag, value in (("--batch-size", args.batch_size), ("--max-length", args.max_length), ("--threads", args.threads)):
         if value is not None and value < 1:
             raise InvalidInput(flag, f"must be at least 1, got {value}")
+    if getattr(args, "engine", "local") == "ray" and args.actors < 1:
+        raise InvalidInput("--actors", f"must be at least 1, got {args.actors}")
     for name in defaults:
         if name not in task.options:
             raise InvalidInput(_OPTION_FLAGS.get(name, name), f"task {task.name!r} has no such option "
@@ -147,7 +149,7 @@ class _RowRun:
                 expect = next(done, None)
                 continue
             batch.append(row)
-            if len(batch) >= self.args.batch_size:
+            if len(batch) >= self.args.batch_size and getattr(self.args, "engine", "local") == "local":  # ray: one pool run
                 self._judge_batch(batch)
                 batch = []
         self._judge_batch(batch)
@@ -174,23 +176,29 @@ class _RowRun:
     def _judge_batch(self, batch: list[Any]) -> None:
         if not batch:
             return
-        todo = [row for row in batch if row.data is not None]
-        results = dict(zip((id(r) for r in todo), self._verdicts([self._example(r.data) for r in todo])))
+        verdicts = iter(self._verdicts([self._example(r.data) for r in batch if r.data is not None]))
         records = []
         for row in batch:
             if row.data is None:
                 records.append(row.record({}))
                 self.bad += 1
-                continue
-            v = results[id(row)]
-            if hasattr(v, "score"):
-                records.append(row.record({"flame_reward": v.to_dict()}))
-                self.ok += 1
             else:
-                records.append(row.record({"error": v if isinstance(v, str) else v.to_dict()["error"]}))
-                self.bad += 1
-        self.out.write_rows(records)
-        self._progress(len(batch))
+                v = next(verdicts)
+                if hasattr(v, "score"):
+                    records.append(row.record({"flame_reward": v.to_dict()}))
+                    self.ok += 1
+                else:
+                    records.append(row.record({"error": v if isinstance(v, str) else v.to_dict()["error"]}))
+                    self.bad += 1
+            if len(records) >= self.args.batch_size:  # the ray engine's stream is written as it comes
+                self._flush(records)
+                records = []
+        self._flush(records)
+
+    def _flush(self, records: list[Any]) -> None:
+        if records:
+            self.out.write_rows(records)
+            self._progress(len(records))
 
     def _progress(self, rows: int) -> None:
         if self.bar is None:
@@ -203,6 +211,10 @@ class _RowRun:
     def _verdicts(self, examples: list[dict[str, Any]]) -> list[Any]:
         if not examples:
             return []
+        if getattr(self.args, "engine", "local") == "ray":  # verdicts stream back in order from the actor pool
+            from flame_reward.integrations.ray_data import judge_rows
+
+            return judge_rows(self.args, self.task.name, examples)  # type: ignore[return-value]
         if self.judge is None:
             self.judge = load_judge(self.args)
         try:
@@ -308,6 +320,10 @@ def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         p.add_argument("--criteria", default=None, help="evaluation criteria replacing the task's default")
         p.add_argument("--strict", action="store_true", help="exit 1 when any row had an error")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local (default), or ray: Ray Data on an actor pool (the 'ray' extra; RAY_ADDRESS picks "
+                            "a cluster), the same output rows in the same order")
+        p.add_argument("--actors", type=int, default=2, help="with --engine ray: judge actors, each with its own model")
         add_model_options(p)
         p.set_defaults(fn=fn)
         return p

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from flame_reward.errors import InvalidInput
 from flame_reward.hookspecs import hookimpl
@@ -64,6 +65,15 @@ def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
                         "(or set FLAME_REWARD_TOKEN)")
     g.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus text metrics on this port")
     g.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    h = p.add_argument_group("HTTP (OpenRLHF's POST /get_reward; needs the 'http' extra; see docs/ppo.md)")
+    h.add_argument("--http", type=int, default=None, metavar="PORT",
+                   help="also serve HTTP on this port (0: any free one) through the same batcher, auth and TLS")
+    h.add_argument("--http-port-file", default=None, help="write the bound HTTP port to this file once listening")
+    h.add_argument("--http-mode", choices=("pointwise", "reference"), default="pointwise",
+                   help="/get_reward's default mode (a URL may override it: ?mode=reference)")
+    h.add_argument("--http-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="other /get_reward defaults: scale=1-5, normalize=true, criteria=..., invalid_reward=0")
+    h.add_argument("--no-grpc", action="store_true", help="serve HTTP only (with --http)")
     add_model_options(p)
     p.set_defaults(fn=cmd_serve)
 
@@ -82,6 +92,27 @@ def _tokens(args: argparse.Namespace) -> list[str]:
     return [env] if env else []
 
 
+def _write_port(path: str | None, port: int) -> None:
+    if path:
+        tmp = Path(path + ".tmp")
+        tmp.write_text(f"{port}\n")
+        tmp.replace(path)  # readers never see a half-written file
+
+
+def _http_spec(args: argparse.Namespace) -> Any:
+    from flame_reward.integrations.openrlhf import RewardSpec, parse_options
+
+    options: dict[str, str] = {}
+    for item in args.http_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput("--http-option", f"expected KEY=VALUE, got {item!r}")
+        options[key.strip()] = value
+    if "mode" in options:
+        raise InvalidInput("--http-option", "set the mode with --http-mode")
+    return RewardSpec(mode=args.http_mode, **parse_options(options))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from flame_reward.server.observability import configure_json_logging, log
 
@@ -98,11 +129,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidInput("--tls-cert" if args.tls_cert is None else "--tls-key",
                            "TLS needs both --tls-cert and --tls-key")
+    if args.no_grpc and args.http is None:
+        raise InvalidInput("--no-grpc", "needs --http PORT (there would be nothing to serve)")
+    spec = _http_spec(args) if args.http is not None else None
     tokens = _tokens(args)  # checked before logging is set up: a refusal leaves nothing behind
     level, propagate = log.level, log.propagate
     handler = configure_json_logging(getattr(logging, args.log_level.upper()))
     try:
-        return _serve(args, tokens)
+        return _serve(args, tokens, spec)
     finally:
         # Run in-process (tests, embedding), the handler would outlive the stream it writes to.
         log.removeHandler(handler)
@@ -110,32 +144,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.propagate = propagate
 
 
-def _serve(args: argparse.Namespace, tokens: list[str]) -> int:
+def _serve(args: argparse.Namespace, tokens: list[str], spec: Any) -> int:
     from flame_reward.model_options import load_judge
     from flame_reward.server.observability import event
     from flame_reward.server.service import create_server
 
     host = args.host if not (":" in args.host and not args.host.startswith("[")) else f"[{args.host}]"
     server, port = create_server(
-        f"{host}:{args.port}", None, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-        max_queue=args.max_queue, max_items=args.max_items, max_field_chars=args.max_field_chars,
-        max_batch_chars=args.max_batch_chars, max_batch_seconds=args.max_batch_seconds or None,
-        max_message_bytes=int(args.max_message_mb * 2**20), max_inflight_bytes=int(args.max_inflight_mb * 2**20),
-        max_concurrent_rpcs=args.max_concurrent_rpcs, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca, token=tokens or None,
+        f"{host}:{0 if args.no_grpc else args.port}", None, max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, max_items=args.max_items,
+        max_field_chars=args.max_field_chars, max_batch_chars=args.max_batch_chars,
+        max_batch_seconds=args.max_batch_seconds or None, max_message_bytes=int(args.max_message_mb * 2**20),
+        max_inflight_bytes=int(args.max_inflight_mb * 2**20), max_concurrent_rpcs=args.max_concurrent_rpcs,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, token=tokens or None,
         max_connection_age_s=args.max_connection_age_s,
     )
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     graceful = False
+    http = None
     try:
-        server.start()
+        if not args.no_grpc:  # with --no-grpc the service object only runs the batcher for HTTP
+            server.start()
+        if args.http is not None:
+            from flame_reward.server.http import serve_http
+
+            http = serve_http(server.servicer, args.host.strip("[]"), args.http, tokens=tokens, spec=spec,
+                              max_body_bytes=int(args.max_message_mb * 2**20), tls_cert=args.tls_cert,
+                              tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, grace_s=args.grace)
+            _write_port(args.http_port_file, http.port)
         if args.metrics_port is not None:
             event("metrics", port=server.serve_metrics(args.host.strip("[]"), args.metrics_port))
-        if args.port_file:
-            tmp = Path(args.port_file + ".tmp")
-            tmp.write_text(f"{port}\n")
-            tmp.replace(args.port_file)  # readers never see a half-written file
+        if not args.no_grpc:
+            _write_port(args.port_file, port)
         event("loading", model=args.model or "embedded default", tls=args.tls_cert is not None, auth=bool(tokens))
         judge = load_judge(args)
         if not stop.is_set():
@@ -145,7 +186,9 @@ def _serve(args: argparse.Namespace, tokens: list[str]) -> int:
         event("signal", grace_s=args.grace)
         graceful = True
     finally:
-        # Whatever ends the command (a signal, a model that fails to load), the server stops.
+        # Whatever ends the command (a signal, a model that fails to load), both faces stop.
+        if http is not None:
+            http.stop(args.grace + 5 if graceful else 10)
         server.stop(args.grace if graceful else 0).wait(args.grace + 35)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
