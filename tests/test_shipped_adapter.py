@@ -28,10 +28,11 @@ FIXED_PER_SET = 50
 #: default, CPU fp32, max_length 1024, batch 4).
 MEASURED_FIXED = {
     "hh-helpful": {"head": 0.62, "raw": 0.64},
-    "hh-harmless": {"head": 0.70, "raw": 0.42},
+    "hh-harmless": {"head": 0.76, "raw": 0.44},
 }
-#: The same on the whole dev splits (222 helpful and 229 harmless pairs that render; the
-#: ``slow`` test), as ``flame-reward eval-pairs --split dev --max-length 1024`` measures them.
+#: The same on the whole dev splits (222 helpful and 229 harmless pairs; the ``slow`` test,
+#: at eval-pairs' max_length 2048), as ``flame-reward eval-pairs hh-helpful hh-harmless
+#: --split dev`` measured them (docs/eval/adapter-hh, docs/eval/raw-hh-criteria).
 MEASURED_FULL = {
     "hh-helpful": {"head": 0.658, "raw": 0.581},
     "hh-harmless": {"head": 0.681, "raw": 0.432},
@@ -39,10 +40,11 @@ MEASURED_FULL = {
 #: Margin: two pairs of the fixed 50 (one pair of ~225 on the full splits, rounded up to
 #: 0.01). The figures are deterministic for fixed pairs and weights; what can move them is
 #: float rounding across CPUs, BLAS builds, thread counts and library versions, which
-#: shifts a verdict probability by ~1e-7..1e-5 and so can only flip a pair whose debiased
-#: score sits that close to 0.5. Two pairs leave room for such flips and for nothing
-#: else: a real regression of the head (e.g. routing lost) moves the harmless figure by
-#: 0.28. This is a regression check, not a confidence interval (±0.13 at 95% on 50 pairs).
+#: shifts a verdict probability by ~1e-7..1e-5 (4e-7 measured between two processes) and
+#: so can only flip a pair whose debiased score sits that close to 0.5; the closest of
+#: these 200 verdicts sits 1.1e-4 away. Two pairs leave room for such flips and for
+#: nothing else: losing the head's routing moves the harmless figure by 0.32. This is a
+#: regression check, not a confidence interval (±0.13 at 95% on 50 pairs).
 MARGIN_FIXED = 2 / FIXED_PER_SET
 MARGIN_FULL = 0.01
 
@@ -174,8 +176,13 @@ def test_head_beats_raw_on_fixed_harmless_pairs(embedded_judge, raw_judge):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["hh-helpful", "hh-harmless"])
 def test_per_set_accuracy_on_the_full_dev_splits(embedded_judge, raw_judge, name):
-    head = _per_set_accuracy(embedded_judge, name, None)
-    raw = _per_set_accuracy(raw_judge, name, None)
+    saved = embedded_judge.scorer.max_length, raw_judge.scorer.max_length
+    try:  # eval-pairs' token budget, which the figures were measured with
+        embedded_judge.scorer.max_length = raw_judge.scorer.max_length = 2048
+        head = _per_set_accuracy(embedded_judge, name, None)
+        raw = _per_set_accuracy(raw_judge, name, None)
+    finally:
+        embedded_judge.scorer.max_length, raw_judge.scorer.max_length = saved
     measured = MEASURED_FULL[name]
     assert head >= measured["head"] - MARGIN_FULL, (name, head, raw)
     assert abs(raw - measured["raw"]) <= MARGIN_FULL, (name, head, raw)
