@@ -85,9 +85,20 @@ def _with_criteria(record, criteria):
     return ex
 
 
+_ACCURACY: dict = {}
+
+
 def _per_set_accuracy(judge, name, n):
     """Debiased pairwise accuracy on the first ``n`` non-tie dev pairs of ``name``, each
-    under its set's criteria, as trained (pairs whose responses are empty are item errors)."""
+    under its set's criteria, as trained (pairs whose responses are empty are item errors).
+    Remembered per judge, set, size and token budget: several tests read the same figure."""
+    key = (id(judge), name, n, judge.scorer.max_length)
+    if key not in _ACCURACY:
+        _ACCURACY[key] = _measure_accuracy(judge, name, n)
+    return _ACCURACY[key]
+
+
+def _measure_accuracy(judge, name, n):
     from flame_reward.eval.metrics import pairwise_metrics
     from flame_reward.eval.pairs import pair_example
     from flame_reward.results import Verdict
