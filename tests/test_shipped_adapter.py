@@ -135,9 +135,14 @@ def test_embedded_default_applies_the_shipped_head(embedded_judge, raw_judge):
 
 
 def test_off_its_criteria_the_verdicts_are_the_raw_models(embedded_judge, raw_judge):
-    """Default, user and paraphrased criteria on real HH and PandaLM pairs, pointwise and
-    classification items, and the trained criteria, all in one mixed call: each item off
-    the head's routes equals the raw model's verdict; each item on them uses the head."""
+    """Default, user and paraphrased criteria on real HH and PandaLM pairs, mixed in one
+    call with items under the trained criteria: each item off the head's routes gets the
+    raw model's verdict, each item on them the head's. A mixed call is scored in two
+    passes, one per route; the raw pass is exactly the raw model's call on those items
+    (same rows, same batches; measured identical), which is what is compared here.
+    Against a raw call that batches them together with the other items the differences
+    are batching noise (2.8e-6 measured on one order's P), as for any change of batch
+    (the core's batching is tested to 1e-4)."""
     from flame_reward.data.sets import HH_HARMLESS_CRITERIA, HH_HELPFUL_CRITERIA
     from flame_reward.eval.pairs import pair_example
 
@@ -147,13 +152,17 @@ def test_off_its_criteria_the_verdicts_are_the_raw_models(embedded_judge, raw_ju
     assert {ex["criteria"] for ex in on} == {HH_HELPFUL_CRITERIA, HH_HARMLESS_CRITERIA}
     mixed = [x for pair in zip(off[: len(on)], on) for x in pair] + off[len(on):]  # interleaved routes
     got = embedded_judge.judge("pairwise", mixed)
-    raw = raw_judge.judge("pairwise", mixed)
-    is_on = [any(ex is o for o in on) for ex in mixed]
-    _assert_same([v for v, f in zip(got, is_on) if not f], [v for v, f in zip(raw, is_on) if not f], "pairwise")
-    head_v = [v for v, f in zip(got, is_on) if f]
-    raw_v = [v for v, f in zip(raw, is_on) if f]
-    assert [v.head for v in head_v] == [HEAD] * len(on)
-    assert min(abs(v.score - w.score) for v, w in zip(head_v, raw_v)) > 1e-3  # the head changes every one
+    assert [v.head for v in got] == [HEAD if any(ex is o for o in on) else None for ex in mixed]
+    off_got = [v for ex, v in zip(mixed, got) if not any(ex is o for o in on)]
+    on_got = [v for ex, v in zip(mixed, got) if any(ex is o for o in on)]
+    off_order = [ex for ex in mixed if not any(ex is o for o in on)]
+    _assert_same(off_got, raw_judge.judge("pairwise", off_order), "pairwise, mixed call")
+    # a call with no trained criteria in it at all: the same, item for item
+    _assert_same(embedded_judge.judge("pairwise", off), raw_judge.judge("pairwise", off), "pairwise")
+    on_order = [ex for ex in mixed if any(ex is o for o in on)]
+    raw_on = raw_judge.judge("pairwise", on_order)
+    # the head changes every one (measured: by 0.0025 to 0.23)
+    assert min(abs(v.score - w.score) for v, w in zip(on_got, raw_on)) > 1e-3
 
     items = [(r.prompt, r.response_a) for r in pairs]
     for criteria in (None, HH_HELPFUL_CRITERIA):  # the trained text, but not a trained task type

@@ -184,6 +184,10 @@ def load_model(
         routed = read_routes(apath)  # before the weights: a malformed heads.json fails fast
         from peft import PeftModel
 
+        # PEFT freezes the base weights; a merged judge keeps the raw load's flags, because
+        # CPU matmuls take another path for frozen weights (|dP| ~4e-6 measured), and a
+        # gated head's raw route must compute exactly what the raw model computes.
+        trainable = {n: p.requires_grad for n, p in lm.named_parameters()}
         try:
             lm = PeftModel.from_pretrained(lm, str(apath))
         except Exception as exc:
@@ -197,6 +201,8 @@ def load_model(
             head = Head(routed[0], routed[1], PeftGate(lm))
         if merge_adapter:
             lm = lm.merge_and_unload()
+            for n, p in lm.named_parameters():
+                p.requires_grad_(trainable.get(n, p.requires_grad))
         adapter_hash = adapter_sha256(apath)
     if tokenizer.pad_token_id is None:
         # Padding is always masked out, so any existing token will do; eos is conventional.
