@@ -302,6 +302,37 @@ class _Settings:
         return step * (0.5 + 0.5 * random.random())
 
 
+class _Attempts:
+    """The one retry and deadline policy of both clients, for one call.
+
+    Only UNAVAILABLE is retried (scoring is idempotent, so that is always safe), with
+    jittered exponential backoff, and never past the call's deadline; the sync and async
+    clients differ only in how they sleep.
+    """
+
+    def __init__(self, settings: _Settings, method: str, timeout: float | None) -> None:
+        self.settings, self.method = settings, method
+        self.deadline = time.monotonic() + (settings.timeout if timeout is None else timeout)
+        self.attempt = 0
+
+    def remaining(self) -> float:
+        """Seconds left for the next attempt; raises DEADLINE_EXCEEDED when none are."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ServerError(grpc.StatusCode.DEADLINE_EXCEEDED, "no attempt left before the timeout", self.method)
+        return left
+
+    def pause_after(self, error: grpc.RpcError) -> float:
+        """Seconds to wait before retrying after ``error``; raises it (translated) when no retry is allowed."""
+        if error.code() != grpc.StatusCode.UNAVAILABLE or self.attempt >= self.settings.retries:
+            raise _translate(error, self.method) from None
+        pause = self.settings.pause(self.attempt)
+        if time.monotonic() + pause >= self.deadline:
+            raise _translate(error, self.method) from None
+        self.attempt += 1
+        return pause
+
+
 def _rebuild(cls: type, target: Any, kwargs: dict[str, Any]) -> Any:
     return cls(target, **kwargs)
 
@@ -371,22 +402,12 @@ class RewardClient(_ClientBase):
 
     # -- plumbing -------------------------------------------------------------------------
     def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
-        deadline = time.monotonic() + (self.settings.timeout if timeout is None else timeout)
-        attempt = 0
+        attempts = _Attempts(self.settings, method, timeout)
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ServerError(grpc.StatusCode.DEADLINE_EXCEEDED, "no attempt left before the timeout", method)
             try:
-                return self._calls[method](request, timeout=remaining, metadata=self.settings.metadata)
+                return self._calls[method](request, timeout=attempts.remaining(), metadata=self.settings.metadata)
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.settings.retries:
-                    raise _translate(exc, method) from None
-                pause = self.settings.pause(attempt)
-                if time.monotonic() + pause >= deadline:
-                    raise _translate(exc, method) from None
-                attempt += 1
-                time.sleep(pause)
+                time.sleep(attempts.pause_after(exc))
 
     # -- generic --------------------------------------------------------------------------
     def judge(self, task: Any, examples: Iterable[Mapping[str, Any]], *, on_error: OnError = "return",
@@ -420,17 +441,12 @@ class RewardClient(_ClientBase):
             return
         by_id = {r.request_id: i for i, r in enumerate(requests)}
         answers: dict[int, list[Verdict | ItemError]] = {}
-        deadline = time.monotonic() + (self.settings.timeout if timeout is None else timeout)
-        attempt = 0
+        attempts = _Attempts(self.settings, "ScoreStream", timeout)
         following = 0
         while len(answers) < len(requests):
             todo = [r for i, r in enumerate(requests) if i not in answers]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ServerError(grpc.StatusCode.DEADLINE_EXCEEDED, "no attempt left before the timeout",
-                                  "ScoreStream")
             try:
-                for response in self._calls["ScoreStream"](iter(todo), timeout=remaining,
+                for response in self._calls["ScoreStream"](iter(todo), timeout=attempts.remaining(),
                                                            metadata=self.settings.metadata):
                     index = by_id.get(response.request_id)
                     if index is None:
@@ -440,13 +456,7 @@ class RewardClient(_ClientBase):
                         yield answers[following]
                         following += 1
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.settings.retries:
-                    raise _translate(exc, "ScoreStream") from None
-                pause = self.settings.pause(attempt)
-                if time.monotonic() + pause >= deadline:
-                    raise _translate(exc, "ScoreStream") from None
-                attempt += 1
-                time.sleep(pause)
+                time.sleep(attempts.pause_after(exc))
                 continue
             if len(answers) < len(requests):
                 raise ServerError(grpc.StatusCode.INTERNAL, "the stream ended before every request was answered",
@@ -569,22 +579,13 @@ class AsyncRewardClient(_ClientBase):
     _aio = True
 
     async def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
-        deadline = time.monotonic() + (self.settings.timeout if timeout is None else timeout)
-        attempt = 0
+        attempts = _Attempts(self.settings, method, timeout)
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ServerError(grpc.StatusCode.DEADLINE_EXCEEDED, "no attempt left before the timeout", method)
             try:
-                return await self._calls[method](request, timeout=remaining, metadata=self.settings.metadata)
+                return await self._calls[method](request, timeout=attempts.remaining(),
+                                                 metadata=self.settings.metadata)
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.settings.retries:
-                    raise _translate(exc, method) from None
-                pause = self.settings.pause(attempt)
-                if time.monotonic() + pause >= deadline:
-                    raise _translate(exc, method) from None
-                attempt += 1
-                await asyncio.sleep(pause)
+                await asyncio.sleep(attempts.pause_after(exc))
 
     async def judge(self, task: Any, examples: Iterable[Mapping[str, Any]], *, on_error: OnError = "return",
                     timeout: float | None = None, **kwargs: Any) -> list[Verdict | ItemError]:
@@ -603,29 +604,37 @@ class AsyncRewardClient(_ClientBase):
 
     async def judge_many(self, jobs: Iterable[tuple[Any, Sequence[Mapping[str, Any]]]], *,
                          timeout: float | None = None) -> AsyncIterator[list[Verdict | ItemError]]:
-        """Many requests over one bidirectional stream; yields results in input order."""
+        """Many requests over one bidirectional stream; yields results in input order.
+        Requests still unanswered when the stream fails with UNAVAILABLE are sent again on a
+        new stream, as by :meth:`RewardClient.judge_many`."""
         requests = [_score_request(_task_name(t), list(ex)) for t, ex in jobs]
-        by_id = {r.request_id: i for i, r in enumerate(requests)}
-        answers: dict[int, list[Verdict | ItemError]] = {}
-        following = 0
         if not requests:
             return
-        call = self._calls["ScoreStream"](iter(requests), timeout=self.settings.timeout if timeout is None else timeout,
-                                          metadata=self.settings.metadata)
-        try:
-            async for response in call:
-                index = by_id.get(response.request_id)
-                if index is None:
-                    continue
-                answers[index] = wire.results_from_proto(response.results)
-                while following in answers:
-                    yield answers[following]
-                    following += 1
-        except grpc.RpcError as exc:
-            raise _translate(exc, "ScoreStream") from None
-        if following < len(requests):
-            raise ServerError(grpc.StatusCode.INTERNAL, "the stream ended before every request was answered",
-                              "ScoreStream")
+        by_id = {r.request_id: i for i, r in enumerate(requests)}
+        answers: dict[int, list[Verdict | ItemError]] = {}
+        attempts = _Attempts(self.settings, "ScoreStream", timeout)
+        following = 0
+        while len(answers) < len(requests):
+            todo = [r for i, r in enumerate(requests) if i not in answers]
+            try:
+                async for response in self._calls["ScoreStream"](iter(todo), timeout=attempts.remaining(),
+                                                                 metadata=self.settings.metadata):
+                    index = by_id.get(response.request_id)
+                    if index is None:
+                        continue
+                    answers[index] = wire.results_from_proto(response.results)
+                    while following in answers:
+                        yield answers[following]
+                        following += 1
+            except grpc.RpcError as exc:
+                await asyncio.sleep(attempts.pause_after(exc))
+                continue
+            if len(answers) < len(requests):
+                raise ServerError(grpc.StatusCode.INTERNAL, "the stream ended before every request was answered",
+                                  "ScoreStream")
+        while following < len(requests):
+            yield answers[following]
+            following += 1
 
     async def task_types(self, timeout: float | None = None) -> dict[str, TaskTypeInfo]:
         return _task_types(await self._call("ListTaskTypes", pb.ListTaskTypesRequest(), timeout))

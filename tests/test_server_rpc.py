@@ -302,3 +302,51 @@ def test_client_pickles_as_its_settings(served, judge):
     with copy:
         assert copy.target == c.target and copy.settings.retries == 1
         assert close(copy.compare("p", "a", "b"), judge.compare("p", "a", "b"))
+
+
+def test_both_clients_retry_unavailable_under_one_policy(judge):
+    """A server still loading answers UNAVAILABLE; the sync and async clients, unary calls and
+    streams alike, retry under the one policy until the judge is set, then get verdicts."""
+    import threading
+
+    items = pair_items(2)
+    with running_server(None) as (server, port):
+        target = f"127.0.0.1:{port}"
+        timer = threading.Timer(1.0, server.set_judge, args=(judge,))
+        timer.start()
+        try:
+            with RewardClient(target, timeout=WAIT, retries=20, backoff=0.05, max_backoff=0.2) as c:
+                streamed = list(c.judge_many([("pairwise", items)]))
+                assert [isinstance(v, Verdict) for v in streamed[0]] == [True, True]
+                assert isinstance(c.compare("p", "a", "b"), Verdict)
+        finally:
+            timer.join()
+    with running_server(None) as (server, port):
+        target = f"127.0.0.1:{port}"
+
+        async def run() -> tuple[list, Verdict]:
+            async with AsyncRewardClient(target, timeout=WAIT, retries=20, backoff=0.05, max_backoff=0.2) as c:
+                asyncio.get_running_loop().call_later(1.0, server.set_judge, judge)
+                streamed = [r async for r in c.judge_many([("pairwise", items)])]
+                return streamed, await c.compare("p", "a", "b")
+
+        streamed, verdict = asyncio.run(run())
+        assert [isinstance(v, Verdict) for v in streamed[0]] == [True, True] and isinstance(verdict, Verdict)
+
+
+def test_no_retry_past_the_policy(judge):
+    """retries=0: the loading server's UNAVAILABLE reaches both clients' streams at once."""
+    with running_server(None) as (server, port):
+        target = f"127.0.0.1:{port}"
+        with RewardClient(target, timeout=WAIT, retries=0) as c:
+            with pytest.raises(ServerError) as err:
+                list(c.judge_many([("pairwise", pair_items(1))]))
+            assert err.value.code == grpc.StatusCode.UNAVAILABLE
+
+        async def run() -> None:
+            async with AsyncRewardClient(target, timeout=WAIT, retries=0) as c:
+                with pytest.raises(ServerError) as err:
+                    [r async for r in c.judge_many([("pairwise", pair_items(1))])]
+                assert err.value.code == grpc.StatusCode.UNAVAILABLE
+
+        asyncio.run(run())
