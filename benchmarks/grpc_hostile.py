@@ -117,7 +117,7 @@ class Server:
 
 
 def _client(target: str, timeout: float) -> Any:
-    from flame_reward.client import RewardClient
+    from flame_reward.sidecar.client import RewardClient
 
     return RewardClient(target, timeout=timeout, retries=0)
 
@@ -181,7 +181,7 @@ def scenario_field15mb(args: argparse.Namespace, server: Server) -> dict[str, An
 
 
 def scenario_swiss_cancel(args: argparse.Namespace, server: Server) -> dict[str, Any]:
-    from flame_reward.server.wire import METHODS, pb
+    from flame_reward.sidecar.wire import METHODS, pb
 
     idle = baseline(server, args.timeout)
     judged_before = server.metric("items_total")

@@ -107,7 +107,7 @@ def _start_subprocess_server(args: argparse.Namespace) -> tuple[str, Any, str]:
 
 
 def run_level(target: str, examples: list[dict[str, Any]], clients: int, timeout: float) -> dict[str, Any]:
-    from flame_reward.client import RewardClient
+    from flame_reward.sidecar.client import RewardClient
 
     lock = threading.Lock()
     cursor = [0]
@@ -200,7 +200,7 @@ def main() -> int:
     server = proc = None
     metrics_url = ""
     if args.server == "inprocess":
-        from flame_reward.server import create_server
+        from flame_reward.sidecar import create_server
 
         server, port = create_server("127.0.0.1:0", judge, max_batch_size=args.max_batch_size,
                                      max_wait_ms=args.max_wait_ms, max_batch_seconds=args.max_batch_seconds or None)
@@ -208,7 +208,7 @@ def main() -> int:
         target = f"127.0.0.1:{port}"
     else:
         target, proc, metrics_url = _start_subprocess_server(args)
-    from flame_reward.client import RewardClient
+    from flame_reward.sidecar.client import RewardClient
 
     try:
         with RewardClient(target, timeout=300) as probe:

@@ -57,8 +57,8 @@ def _baseline(judge: Any, items: list[dict[str, Any]]) -> tuple[float, list[floa
 def _http(judge: Any, items: list[dict[str, Any]]) -> tuple[float, list[float], dict[str, float]]:
     from openrlhf.utils.agent import SingleTurnAgentExecutor
 
-    from flame_reward.server.http import serve_http
-    from flame_reward.server.service import RewardServicer
+    from flame_reward.sidecar.http import serve_http
+    from flame_reward.sidecar.service import RewardServicer
 
     servicer = RewardServicer(judge, max_batch_size=32, max_wait_ms=5.0)
     http = serve_http(servicer, "127.0.0.1", 0)

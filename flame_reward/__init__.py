@@ -47,14 +47,14 @@ _LAZY: dict[str, str] = {
     "flame_pointwise_reward": "flame_reward.trl",
     "flame_reference_reward": "flame_reward.trl",
     "flame_group_reward": "flame_reward.trl",
-    "RewardClient": "flame_reward.client",
+    "RewardClient": "flame_reward.sidecar.client",
     # plugins
     "get_plugin_manager": "flame_reward.plugins",
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from flame_reward.autorater import Autorater
-    from flame_reward.client import RewardClient
+    from flame_reward.sidecar.client import RewardClient
     from flame_reward.plugins import get_plugin_manager
     from flame_reward.results import Generation, ItemError, Verdict
     from flame_reward.tasks.base import Field, Rendered, Summary, Swap, TaskType, criteria_line

@@ -30,7 +30,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "flame_reward.train.command",
     "flame_reward.eval.command",
     "flame_reward.rerank.command",
-    "flame_reward.server.command",
+    "flame_reward.sidecar.command",
     "flame_reward.models.onnx_command",
     "flame_reward.selfimprove.command",
 )

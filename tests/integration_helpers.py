@@ -41,8 +41,8 @@ def tiny_dir_judge(tiny_model_dir):
 def http_sidecar(judge: Any, tokens: tuple[str, ...] = (), **spec: Any) -> Iterator[tuple[str, Any]]:
     """The HTTP face over a RewardServicer's batcher on 127.0.0.1 (random port); always stopped."""
     from flame_reward.integrations.openrlhf import RewardSpec
-    from flame_reward.server.http import serve_http
-    from flame_reward.server.service import RewardServicer
+    from flame_reward.sidecar.http import serve_http
+    from flame_reward.sidecar.service import RewardServicer
 
     servicer = RewardServicer(judge)
     http = serve_http(servicer, "127.0.0.1", 0, tokens=tokens, spec=RewardSpec(**spec) if spec else None)

@@ -125,7 +125,7 @@ class StepJudge:
 @contextlib.contextmanager
 def running_server(judge: Any, address: str = "127.0.0.1:0", **kwargs: Any) -> Iterator[tuple[Any, int]]:
     """A started server on 127.0.0.1 (a random port unless ``address`` names one), always stopped."""
-    from flame_reward.server import create_server
+    from flame_reward.sidecar import create_server
 
     server, port = create_server(address, judge, **kwargs)
     server.start()

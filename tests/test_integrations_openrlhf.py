@@ -169,7 +169,7 @@ def test_bad_input_gets_a_documented_number_or_a_json_error(tokenizer, tiny_dir_
 
 
 def test_health_and_calls_while_the_model_loads():
-    from flame_reward.server.http import HttpServer, HttpSettings, create_app
+    from flame_reward.sidecar.http import HttpServer, HttpSettings, create_app
 
     with HttpServer(create_app(HttpSettings(batcher=lambda: None))) as server:
         url = f"http://127.0.0.1:{server.port}"
@@ -184,8 +184,8 @@ def test_health_and_calls_while_the_model_loads():
 
 
 def test_a_failing_judge_gives_a_json_500():
-    from flame_reward.server.batcher import MicroBatcher
-    from flame_reward.server.http import HttpServer, HttpSettings, create_app
+    from flame_reward.sidecar.batcher import MicroBatcher
+    from flame_reward.sidecar.http import HttpServer, HttpSettings, create_app
 
     class Broken:
         def judge(self, task, examples, on_error="return"):

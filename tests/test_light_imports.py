@@ -40,7 +40,7 @@ def test_the_front_door_loads_no_torch_until_a_model_name_is_used():
 def test_the_front_door_exposes_its_documented_api():
     import flame_reward
     from flame_reward.autorater import Autorater
-    from flame_reward.client import RewardClient
+    from flame_reward.sidecar.client import RewardClient
     from flame_reward.tasks.base import TaskType, criteria_line
     from flame_reward.trl import flame_group_reward, flame_pointwise_reward, flame_reference_reward
 

@@ -19,9 +19,9 @@ from tests.server_helpers import stops_its_threads  # noqa: F401 (autouse fixtur
 
 def test_serve_is_registered_and_checks_arguments(capsys, tmp_path):
     from flame_reward.plugins import get_plugin_manager
-    from flame_reward.server import command
+    from flame_reward.sidecar import command
 
-    assert get_plugin_manager().get_plugin("flame_reward.server.command") is command
+    assert get_plugin_manager().get_plugin("flame_reward.sidecar.command") is command
     assert main(["serve", "--tls-cert", str(tmp_path / "cert.pem")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--tls-key" in err[0]
@@ -33,14 +33,14 @@ def test_serve_is_registered_and_checks_arguments(capsys, tmp_path):
         assert main(["serve", flag, "0" if flag != "--max-batch-seconds" else "-1"]) == 2
         assert flag in capsys.readouterr().err
     # A refused start leaves no log handler behind on capsys' stream (closed after this test).
-    from flame_reward.server.observability import log
+    from flame_reward.sidecar.observability import log
 
     assert not [h for h in log.handlers if type(h) is logging.StreamHandler] and log.propagate
 
 
 @pytest.mark.model
 def test_serve_embedded_default_in_a_subprocess(tmp_path, embedded_judge):
-    from flame_reward.client import RewardClient
+    from flame_reward.sidecar.client import RewardClient
 
     port_file = tmp_path / "port"
     log_path = tmp_path / "serve.log"

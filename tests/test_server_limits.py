@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from flame_reward.client import RewardClient, ServerError
+from flame_reward.sidecar.client import RewardClient, ServerError
 from flame_reward.errors import InvalidInput
 from flame_reward.results import ItemError, Verdict
-from flame_reward.server.batcher import FIRST_PIECE, TEMPLATE_CHARS
-from flame_reward.server.wire import METHODS, example_to_pair, pb
+from flame_reward.sidecar.batcher import FIRST_PIECE, TEMPLATE_CHARS
+from flame_reward.sidecar.wire import METHODS, example_to_pair, pb
 from tests.server_helpers import (
     WAIT, GatedJudge, StepJudge, close, pair_items, running_server, varied_judge, wait_until,
 )

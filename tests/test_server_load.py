@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from flame_reward.client import RewardClient, ServerError
+from flame_reward.sidecar.client import RewardClient, ServerError
 from flame_reward.results import Verdict
-from flame_reward.server.wire import METHODS, example_to_item, pb
+from flame_reward.sidecar.wire import METHODS, example_to_item, pb
 from tests.server_helpers import WAIT, GatedJudge, close, mixed_items, pair_items, running_server, varied_judge
 from tests.server_helpers import one_torch_thread, stops_its_threads  # noqa: F401 (autouse fixtures)
 
@@ -54,7 +54,7 @@ def test_32_concurrent_clients_get_their_own_answers(judge):
             answers = {}
             for part in pool.map(run, range(clients), timeout=2 * WAIT):
                 answers.update(part)
-        from flame_reward.server.wire import results_from_proto
+        from flame_reward.sidecar.wire import results_from_proto
 
         assert len(answers) == len(flat)
         for (c, r, k), resp in answers.items():

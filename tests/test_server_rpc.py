@@ -17,10 +17,10 @@ import grpc
 import pytest
 
 import flame_reward.rerank as rerank
-from flame_reward.client import AsyncRewardClient, RewardClient, ServerError
+from flame_reward.sidecar.client import AsyncRewardClient, RewardClient, ServerError
 from flame_reward.errors import InvalidInput, UnknownTaskType
 from flame_reward.results import ItemError, Verdict
-from flame_reward.server.wire import METHODS, pb
+from flame_reward.sidecar.wire import METHODS, pb
 from tests.server_helpers import WAIT, close, mixed_items, pair_items, running_server, varied_judge
 from tests.server_helpers import one_torch_thread, stops_its_threads  # noqa: F401 (autouse fixtures)
 
@@ -265,7 +265,7 @@ def test_reflection_lists_the_services(served):
 
 
 def test_metrics_endpoint_and_json_logs(judge):
-    from flame_reward.server.observability import JsonLinesFormatter, log
+    from flame_reward.sidecar.observability import JsonLinesFormatter, log
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from flame_reward.client import RewardClient, ServerError
+from flame_reward.sidecar.client import RewardClient, ServerError
 from flame_reward.results import Verdict
 from tests.server_helpers import WAIT, close, pair_items, running_server, self_signed_cert, varied_judge
 from tests.server_helpers import one_torch_thread, stops_its_threads  # noqa: F401 (autouse fixtures)
@@ -63,7 +63,7 @@ def test_tls_with_self_signed_certificate(judge, tmp_path):
 
 def test_tls_needs_both_files(judge):
     from flame_reward.errors import InvalidInput
-    from flame_reward.server import create_server
+    from flame_reward.sidecar import create_server
 
     with pytest.raises(InvalidInput, match="tls_key"):
         create_server("127.0.0.1:0", judge, tls_cert=b"x")

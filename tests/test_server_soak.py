@@ -27,9 +27,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from flame_reward.client import RewardClient
+from flame_reward.sidecar.client import RewardClient
 from flame_reward.results import ItemError, Verdict
-from flame_reward.server.wire import METHODS, pb
+from flame_reward.sidecar.wire import METHODS, pb
 from tests.server_helpers import close, running_server, wait_until
 from tests.server_helpers import one_torch_thread, stops_its_threads  # noqa: F401 (autouse fixtures)
 

@@ -328,7 +328,7 @@ def test_rank_judge_for_best_of_n(judge):
 
 def test_the_grpc_reward_client_is_a_verdict_source(judge):
     """The sidecar's RewardClient plugs in where the Autorater was, with no other change."""
-    from flame_reward.client import RewardClient  # grpcio is a core dependency: a failing import fails
+    from flame_reward.sidecar.client import RewardClient  # grpcio is a core dependency: a failing import fails
     from tests.server_helpers import running_server
 
     local = flame_group_reward(judge)(prompts=PROMPTS, completions=COMPLETIONS)

@@ -2,7 +2,7 @@
 
 Trainers call a reward once per sample from many threads or coroutines at once (OpenRLHF's
 file mode from ``asyncio.to_thread``, verl's reward loop from ``asyncio.gather``). In
-process, those calls meet in one :class:`~flame_reward.server.batcher.MicroBatcher`
+process, those calls meet in one :class:`~flame_reward.sidecar.batcher.MicroBatcher`
 around one :class:`~flame_reward.autorater.Autorater` per process, exactly as concurrent
 RPCs meet in the sidecar; remotely, the sidecar batches them.
 
@@ -45,7 +45,7 @@ class InProcessSource:
         self._judge = judge
 
     def _batcher(self) -> Any:
-        from flame_reward.server.batcher import MicroBatcher
+        from flame_reward.sidecar.batcher import MicroBatcher
 
         key = f"{id(self._judge)}" if self._judge is not None else json.dumps(sorted(self.options.items()), default=str)
         with _LOCK:
@@ -76,7 +76,7 @@ class InProcessSource:
 
 
 class GrpcSource:
-    """The gRPC sidecar (``flame-reward serve``) through :class:`~flame_reward.client.RewardClient`
+    """The gRPC sidecar (``flame-reward serve``) through :class:`~flame_reward.sidecar.client.RewardClient`
     (one sync client per process, one async client per event loop)."""
 
     def __init__(self, target: str, *, token: str | None = None, timeout_s: float = 600.0) -> None:
@@ -88,7 +88,7 @@ class GrpcSource:
 
     def judge(self, task: str, examples: Sequence[Mapping[str, Any]]) -> list[Verdict | ItemError]:
         if self._sync is None:
-            from flame_reward.client import RewardClient
+            from flame_reward.sidecar.client import RewardClient
 
             with _LOCK:
                 if self._sync is None:
@@ -101,7 +101,7 @@ class GrpcSource:
         loop = id(asyncio.get_running_loop())
         client = self._async.get(loop)
         if client is None:
-            from flame_reward.client import AsyncRewardClient
+            from flame_reward.sidecar.client import AsyncRewardClient
 
             client = self._async[loop] = AsyncRewardClient(self.target, token=self.token, timeout=self.timeout_s)
         return list(await client.judge(task, list(examples)))
@@ -121,7 +121,7 @@ class HttpSource:
     async def ajudge(self, task: str, examples: Sequence[Mapping[str, Any]]) -> list[Verdict | ItemError]:
         import aiohttp
 
-        from flame_reward.server.jsonwire import result_from_json
+        from flame_reward.sidecar.jsonwire import result_from_json
 
         if not examples:
             return []

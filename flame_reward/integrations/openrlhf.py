@@ -9,7 +9,7 @@ and, when the call fails five times, leaves the reward ``None``. So every sample
 number here: one the judge cannot read gets :attr:`RewardSpec.floor` and is flagged.
 
 This module is the contract only (request -> judge examples -> reply); the HTTP face
-(:mod:`flame_reward.server.http`), the Ray Serve deployment and the file mode
+(:mod:`flame_reward.sidecar.http`), the Ray Serve deployment and the file mode
 (:mod:`flame_reward.integrations.openrlhf_file`) all answer through it.
 
 Modes:

@@ -28,7 +28,7 @@ from typing import Any
 
 from flame_reward.errors import FlameRewardError, InvalidInput
 from flame_reward.results import ItemError, Verdict
-from flame_reward.server.jsonwire import result_from_json, result_to_json
+from flame_reward.sidecar.jsonwire import result_from_json, result_to_json
 
 
 class JudgeActor:

@@ -12,7 +12,7 @@ arguments::
 Faces of one deployment:
 
 * Python: ``handle.judge.remote(task, example)`` -> a verdict dict, or ``{"error", "field"}``
-  (:mod:`flame_reward.server.jsonwire`); ``handle.judge_many.remote(task, examples)``.
+  (:mod:`flame_reward.sidecar.jsonwire`); ``handle.judge_many.remote(task, examples)``.
 * HTTP (Serve's proxy, port 8000): ``POST /get_reward`` answers OpenRLHF's contract
   (:mod:`flame_reward.integrations.openrlhf`), so ``--reward.remote_url
   http://head:8000/get_reward`` spreads OpenRLHF's calls over the replicas; ``POST
@@ -40,7 +40,7 @@ from flame_reward.errors import InvalidInput
 from flame_reward.integrations.judge_sources import MODEL_OPTIONS
 from flame_reward.integrations.openrlhf import RewardSpec, parse_options
 from flame_reward.results import ItemError
-from flame_reward.server.jsonwire import check_task, result_from_json, result_to_json
+from flame_reward.sidecar.jsonwire import check_task, result_from_json, result_to_json
 
 SPEC_KEYS: tuple[str, ...] = ("mode", "scale", "normalize", "criteria", "invalid_reward", "strip_markup")
 DEPLOYMENT_KEYS: dict[str, type] = {"num_replicas": int, "num_cpus": float, "num_gpus": float,
@@ -98,7 +98,7 @@ class FlameJudge:
         from starlette.responses import JSONResponse
 
         from flame_reward.integrations.openrlhf import build_examples, make_reply, parse_request
-        from flame_reward.server.jsonwire import parse_judge_request
+        from flame_reward.sidecar.jsonwire import parse_judge_request
 
         path = request.url.path.rstrip("/")
         try:

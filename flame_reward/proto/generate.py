@@ -5,8 +5,9 @@
 
 Needs grpcio-tools (the ``dev`` extra). protoc names Python modules after the .proto's
 path (``flame_reward/v1/reward.proto`` -> ``flame_reward.v1.reward_pb2``); the generated
-files live one package down, in ``flame_reward.proto.v1``, so the one cross-module import
-in ``reward_pb2_grpc.py`` is rewritten accordingly. Nothing else is touched.
+files live one package down, in ``flame_reward.proto.v1``. Only the messages are generated:
+the sidecar reads its method table from the service descriptor (``sidecar/wire.py``), so
+gRPC stubs would be dead code.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PROTO_ROOT = ROOT / "protos"
 PROTO = "flame_reward/v1/reward.proto"
 PACKAGE_DIR = Path(__file__).resolve().parent / "v1"
-GENERATED = ("reward_pb2.py", "reward_pb2.pyi", "reward_pb2_grpc.py")
-_IMPORT_FROM = "from flame_reward.v1 import reward_pb2"
-_IMPORT_TO = "from flame_reward.proto.v1 import reward_pb2"
+GENERATED = ("reward_pb2.py", "reward_pb2.pyi")
+#: The grpcio-tools that made the committed files (pinned in the ``dev`` extra): generated
+#: text depends on the generator's version, so only this one is compared.
+GENERATED_BY = "1.85.1"
 
 
 def generate(out_dir: str | Path, proto_root: str | Path = PROTO_ROOT) -> dict[str, str]:
@@ -37,12 +39,12 @@ def generate(out_dir: str | Path, proto_root: str | Path = PROTO_ROOT) -> dict[s
     with tempfile.TemporaryDirectory(prefix="flame-reward-protoc-") as tmp:
         scratch = Path(tmp)
         args = ["grpc_tools.protoc", f"-I{proto_root}", f"-I{include}", f"--python_out={scratch}",
-                f"--pyi_out={scratch}", f"--grpc_python_out={scratch}", str(Path(proto_root) / PROTO)]
+                f"--pyi_out={scratch}", str(Path(proto_root) / PROTO)]
         if protoc.main(args) != 0:
             raise RuntimeError(f"protoc failed on {Path(proto_root) / PROTO}")
         for name in GENERATED:
             text = (scratch / "flame_reward" / "v1" / name).read_text()
-            texts[name] = text.replace(_IMPORT_FROM, _IMPORT_TO)
+            texts[name] = text
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         (out_dir / name).write_text(text)

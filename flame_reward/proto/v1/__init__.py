@@ -1,1 +1,1 @@
-"""``flame_reward.v1`` messages (``reward_pb2``) and service stubs (``reward_pb2_grpc``), generated."""
+"""``flame_reward.v1`` messages (``reward_pb2``), generated; the service's method table is read from its descriptor."""

@@ -44,7 +44,7 @@ from typing import Any
 
 from flame_reward.errors import FlameRewardError
 from flame_reward.results import ItemError, Verdict
-from flame_reward.server.observability import BATCH_BUCKETS, Metrics, event
+from flame_reward.sidecar.observability import BATCH_BUCKETS, Metrics, event
 
 
 class QueueFull(FlameRewardError):

@@ -114,7 +114,7 @@ def _http_spec(args: argparse.Namespace) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from flame_reward.server.observability import configure_json_logging, log
+    from flame_reward.sidecar.observability import configure_json_logging, log
 
     for name in ("max_batch_size", "max_queue", "max_items", "max_concurrent_rpcs", "max_batch_chars",
                  "max_field_chars"):
@@ -146,8 +146,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, tokens: list[str], spec: Any) -> int:
     from flame_reward.model_options import load_judge
-    from flame_reward.server.observability import event
-    from flame_reward.server.service import create_server
+    from flame_reward.sidecar.observability import event
+    from flame_reward.sidecar.service import create_server
 
     host = args.host if not (":" in args.host and not args.host.startswith("[")) else f"[{args.host}]"
     server, port = create_server(
@@ -167,7 +167,7 @@ def _serve(args: argparse.Namespace, tokens: list[str], spec: Any) -> int:
         if not args.no_grpc:  # with --no-grpc the service object only runs the batcher for HTTP
             server.start()
         if args.http is not None:
-            from flame_reward.server.http import serve_http
+            from flame_reward.sidecar.http import serve_http
 
             http = serve_http(server.servicer, args.host.strip("[]"), args.http, tokens=tokens, spec=spec,
                               max_body_bytes=int(args.max_message_mb * 2**20), tls_cert=args.tls_cert,

@@ -1,6 +1,6 @@
 """Clients of the gRPC scoring sidecar (``flame-reward serve``): sync and asyncio.
 
->>> from flame_reward.client import RewardClient
+>>> from flame_reward.sidecar.client import RewardClient
 >>> with RewardClient("127.0.0.1:50051") as judge:
 ...     v = judge.compare("What is 2+2?", "4", "5")      # the same Verdict as Autorater.compare
 ...     judge.judge("pointwise", [{"prompt": p, "response": r}])
@@ -45,8 +45,8 @@ import grpc
 
 from flame_reward.errors import FlameRewardError, InvalidInput, UnknownTaskType
 from flame_reward.results import ItemError, Verdict
-from flame_reward.server import wire
-from flame_reward.server.wire import METHODS, SERVICE, pb
+from flame_reward.sidecar import wire
+from flame_reward.sidecar.wire import METHODS, SERVICE, pb
 
 OnError = Literal["raise", "return"]
 DEFAULT_TARGET = "127.0.0.1:50051"

@@ -18,7 +18,7 @@ Status codes (the message of a request-level error starts with the offending fie
 * UNAUTHENTICATED: a bearer token is configured and the call lacks it (health is exempt).
 
 Work is counted in judgments (one example through the core; a pair is one judgment,
-scored in both presentation orders): see :mod:`flame_reward.server.batcher`.
+scored in both presentation orders): see :mod:`flame_reward.sidecar.batcher`.
 
 The server never imports training code; it reaches the scoring core only through the
 judge object's ``judge(task, examples, on_error="return")``.
@@ -47,10 +47,10 @@ from flame_reward.errors import FlameRewardError, InvalidInput, UnknownTaskType
 from flame_reward.rerank import rank
 from flame_reward.rerank.tournament import swiss_rounds
 from flame_reward.results import ItemError, Verdict
-from flame_reward.server import wire
-from flame_reward.server.batcher import Closed, DeadlineExpired, MicroBatcher, QueueFull, Reservation
-from flame_reward.server.observability import Metrics, event, log, serve_metrics
-from flame_reward.server.wire import METHODS, SERVICE, pb
+from flame_reward.sidecar import wire
+from flame_reward.sidecar.batcher import Closed, DeadlineExpired, MicroBatcher, QueueFull, Reservation
+from flame_reward.sidecar.observability import Metrics, event, log, serve_metrics
+from flame_reward.sidecar.wire import METHODS, SERVICE, pb
 from flame_reward.tasks.base import TaskType
 from flame_reward.tasks.registry import get_task_type, list_task_types
 

@@ -2,7 +2,7 @@
 same micro-batcher as the gRPC service.
 
 An ASGI app (Starlette) served by uvicorn on a thread of the ``flame-reward serve``
-process; every request is queued into the one :class:`~flame_reward.server.batcher.MicroBatcher`,
+process; every request is queued into the one :class:`~flame_reward.sidecar.batcher.MicroBatcher`,
 so OpenRLHF's concurrent one-sample calls and gRPC calls share forward passes.
 
 Routes (each also under ``/t/<token>/...``, see *Auth*):
@@ -13,7 +13,7 @@ Routes (each also under ``/t/<token>/...``, see *Auth*):
   ``--reward.remote_url`` verbatim. Every sample gets a number: one the judge cannot read
   gets the mode's floor, flagged in ``extra_logs.flame_invalid`` with its reason in ``errors``.
 * ``POST /v1/judge``: ``{"task", "examples"}`` -> ``{"model", "results"}``, each result a
-  verdict dict or ``{"error", "field", "index"}`` (:mod:`flame_reward.server.jsonwire`).
+  verdict dict or ``{"error", "field", "index"}`` (:mod:`flame_reward.sidecar.jsonwire`).
 * ``GET /health``: 200 ``{"status": "SERVING"}``, or 503 while the model loads. No auth.
 
 Errors are JSON ``{"error": "<field>: <reason>", "field": ...}``: 400 for a malformed
@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flame_reward.errors import FlameRewardError, InvalidInput
-from flame_reward.server.batcher import Closed, DeadlineExpired, QueueFull
-from flame_reward.server.observability import Metrics, event
+from flame_reward.sidecar.batcher import Closed, DeadlineExpired, QueueFull
+from flame_reward.sidecar.observability import Metrics, event
 
 WAIT_S = 30.0  # the longest start/stop waits for uvicorn
 
@@ -89,7 +89,7 @@ def create_app(settings: HttpSettings) -> Any:
     from starlette.routing import Route
 
     from flame_reward.integrations.openrlhf import RewardSpec, build_examples, make_reply, parse_request
-    from flame_reward.server.jsonwire import parse_judge_request, result_to_json
+    from flame_reward.sidecar.jsonwire import parse_judge_request, result_to_json
 
     base_spec = settings.spec or RewardSpec()
     expected = [t.encode() for t in settings.tokens]
@@ -265,7 +265,7 @@ class HttpServer:
 def serve_http(servicer: Any, host: str, port: int, *, tokens: Sequence[str] = (), spec: Any = None,
                max_body_bytes: int = 16 * 1024 * 1024, tls_cert: str | None = None, tls_key: str | None = None,
                tls_client_ca: str | None = None, grace_s: float = 30.0) -> HttpServer:
-    """Start the HTTP face over a :class:`~flame_reward.server.service.RewardServicer`'s batcher."""
+    """Start the HTTP face over a :class:`~flame_reward.sidecar.service.RewardServicer`'s batcher."""
     settings = HttpSettings(batcher=lambda: servicer.batcher, tokens=tokens, spec=spec,
                             model_name=lambda: servicer.model_name, max_items=servicer.max_items,
                             max_body_bytes=max_body_bytes, metrics=servicer.metrics)

@@ -46,16 +46,18 @@ class Method:
         return f"/{SERVICE}/{self.name}"
 
 
-METHODS: dict[str, Method] = {
-    m.name: m
-    for m in (
-        Method("Score", pb.ScoreRequest, pb.ScoreResponse),
-        Method("Compare", pb.CompareRequest, pb.CompareResponse),
-        Method("Rank", pb.RankRequest, pb.RankResponse),
-        Method("ScoreStream", pb.ScoreRequest, pb.ScoreResponse, True, True),
-        Method("ListTaskTypes", pb.ListTaskTypesRequest, pb.ListTaskTypesResponse),
-    )
-}
+def _methods() -> dict[str, Method]:
+    # Read from the .proto's own descriptor, so the table cannot drift from the service
+    # definition; this is why no generated gRPC stubs are kept.
+    service = pb.DESCRIPTOR.services_by_name[SERVICE.rsplit(".", 1)[1]]
+    return {
+        m.name: Method(m.name, getattr(pb, m.input_type.name), getattr(pb, m.output_type.name),
+                       m.client_streaming, m.server_streaming)
+        for m in service.methods
+    }
+
+
+METHODS: dict[str, Method] = _methods()
 
 
 # -- JSON values ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Structured logs (JSON lines) and Prometheus text metrics for the scoring server.
 
-Logs: every record of the ``flame_reward.server`` logger carries an ``event`` (``rpc``,
+Logs: every record of the ``flame_reward.sidecar`` logger carries an ``event`` (``rpc``,
 ``batch``, ``serving``, ...) and its fields (latency in ms, batch size, request id, status
 code); :class:`JsonLinesFormatter` writes one JSON object per line.
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-LOGGER_NAME = "flame_reward.server"
+LOGGER_NAME = "flame_reward.sidecar"
 log = logging.getLogger(LOGGER_NAME)
 
 
