@@ -59,7 +59,6 @@ from flame_reward.data import PairRecord
 from flame_reward.errors import InvalidInput
 from flame_reward.eval.probe_stats import PairOutcome, control_summary, probe_stats
 from flame_reward.results import ItemError, Verdict
-from flame_reward.tasks.pairwise_named import PairwiseNamedTask
 
 # --- base pairs and pure transformations ---------------------------------------------
 

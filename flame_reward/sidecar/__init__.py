@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "create_server": "flame_reward.sidecar.service",
-    "RewardServer": "flame_reward.sidecar.service",
+    "create_server": "flame_reward.sidecar.server",
+    "RewardServer": "flame_reward.sidecar.server",
     "RewardServicer": "flame_reward.sidecar.service",
-    "BearerTokenInterceptor": "flame_reward.sidecar.service",
+    "BearerTokenInterceptor": "flame_reward.sidecar.auth",
     "MicroBatcher": "flame_reward.sidecar.batcher",
     "Metrics": "flame_reward.sidecar.observability",
     "RewardClient": "flame_reward.sidecar.client",

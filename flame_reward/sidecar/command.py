@@ -147,7 +147,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, tokens: list[str], spec: Any) -> int:
     from flame_reward.model_options import load_judge
     from flame_reward.sidecar.observability import event
-    from flame_reward.sidecar.service import create_server
+    from flame_reward.sidecar.server import create_server
 
     host = args.host if not (":" in args.host and not args.host.startswith("[")) else f"[{args.host}]"
     server, port = create_server(
