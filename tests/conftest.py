@@ -10,6 +10,18 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(scope="module", autouse=True)
+def in_process_batchers_stop():
+    """Every module stops the process-wide in-process batchers its integrations started, so
+    no batcher thread outlives it (the server tests check that none does)."""
+    yield
+    import sys
+
+    sources = sys.modules.get("flame_reward.integrations.judge_sources")
+    if sources is not None:
+        sources.close_in_process()
+
+
 @pytest.fixture(scope="session")
 def embedded_dir():
     from flame_reward.models.embedded import embedded_model_dir

@@ -75,6 +75,18 @@ class InProcessSource:
         return list(await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s))
 
 
+def close_in_process(timeout: float | None = 10.0) -> int:
+    """Stop every process-wide in-process batcher (and its worker thread) and forget it;
+    the next in-process call starts afresh. Returns how many were stopped. For clean
+    shutdown of a trainer process and for tests, which must not leave threads behind."""
+    with _LOCK:
+        batchers = list(_BATCHERS.values())
+        _BATCHERS.clear()
+    for batcher in batchers:
+        batcher.close(timeout)
+    return len(batchers)
+
+
 class GrpcSource:
     """The gRPC sidecar (``flame-reward serve``) through :class:`~flame_reward.sidecar.client.RewardClient`
     (one sync client per process, one async client per event loop)."""
@@ -160,4 +172,4 @@ def make_source(*, target: str | None = None, url: str | None = None, token: str
     return InProcessSource(model_options, timeout_s=timeout_s)
 
 
-__all__ = ["GrpcSource", "HttpSource", "InProcessSource", "MODEL_OPTIONS", "make_source"]
+__all__ = ["GrpcSource", "HttpSource", "InProcessSource", "MODEL_OPTIONS", "close_in_process", "make_source"]
