@@ -45,10 +45,7 @@ class Autorater:
         ``model``: a local Hugging Face directory, a hub id, or ``None`` for the embedded
         default (SmolLM2-135M-Instruct). ``adapter``: a PEFT LoRA directory; ``"auto"`` (the
         default) applies the trained adapter shipped with the embedded default when one
-        ships, ``None`` gives the raw model. The shipped adapter is a gated head: it judges
-        only pairwise A/B items under its two exact HH criteria texts, every other item
-        gets the raw model's verdict (``Verdict.head`` says which; ``info["head"]`` lists
-        the routes). The onnx backend leaves a gated head out (raw model). ``device``:
+        ships, ``None`` gives the raw model. ``device``:
         ``cpu``/``cuda`` (default: CUDA when present). ``dtype``: default bf16 on GPU, fp32
         on CPU. ``max_length``: token budget per rendered task; longer responses are
         truncated, never the instruction.
@@ -74,8 +71,7 @@ class Autorater:
         scorer = Scorer(TorchBackend(loaded, threads=threads), loaded.tokenizer,
                         batch_size=batch_size, max_length=max_length)
         info = {"model": loaded.name, "path": loaded.path, "device": loaded.device, "dtype": loaded.dtype,
-                "adapter": loaded.adapter, "adapter_sha256": loaded.adapter_sha256, "backend": backend,
-                "head": loaded.head.describe() if loaded.head is not None else None}
+                "adapter": loaded.adapter, "adapter_sha256": loaded.adapter_sha256, "backend": backend}
         return cls(scorer, model_name=loaded.name, info=info)
 
     @classmethod
@@ -86,7 +82,6 @@ class Autorater:
 
         from flame_reward.models.backends import OnnxBackend
         from flame_reward.errors import ModelLoadError
-        from flame_reward.models.heads import Head
         from flame_reward.models.onnx_export import cached_export
         from flame_reward.models.onnx_format import check_quantize, is_onnx_dir
 
@@ -104,16 +99,12 @@ class Autorater:
             path = str(cached_export(model, adapter=adapter, quantize=quantize, revision=revision))
             onnx_adapter = "auto"  # the cached export merged exactly what was asked for
         backend = OnnxBackend(path, quantize=quantize, threads=threads, device=device, adapter=onnx_adapter)
+        scorer = Scorer(backend, backend.tokenizer, batch_size=batch_size, max_length=max_length)
         manifest = backend.manifest
-        # A graph has one set of weights: a merged adapter takes part in every verdict
-        # (gated heads are never merged into a graph; see models/onnx_export.onnx_adapter).
-        head = Head(Path(manifest["adapter"]).name) if manifest.get("adapter") else None
-        scorer = Scorer(backend, backend.tokenizer, batch_size=batch_size, max_length=max_length, head=head)
         info = {"model": manifest.get("model"), "path": path, "device": backend.device,
                 "dtype": backend.precision if backend.precision == "int8" else "float32",
                 "adapter": manifest.get("adapter"), "adapter_sha256": manifest.get("adapter_sha256"),
-                "backend": "onnx", "quantize": quantize, "providers": backend.providers,
-                "head": head.describe() if head is not None else None}
+                "backend": "onnx", "quantize": quantize, "providers": backend.providers}
         return cls(scorer, model_name=str(manifest.get("model")), info=info)
 
     # -- generic --------------------------------------------------------------------------

@@ -18,8 +18,6 @@ class Verdict:
     ``orders[1]["A"]`` is the probability for the original ``response_b``).
     ``score`` is the task's number: P(A better) for pairwise, the expected rating for
     pointwise, P(first label) for classification.
-    ``head`` names the trained head (adapter) that took part in this verdict, ``None`` when
-    the raw model judged it (a gated head sits out judgments it was not trained for).
     """
 
     task: str
@@ -29,7 +27,6 @@ class Verdict:
     orders: tuple[dict[str, float], ...] = ()
     tokens: int = 0
     truncated: tuple[str, ...] = ()
-    head: str | None = None
 
     @property
     def consistent(self) -> bool | None:

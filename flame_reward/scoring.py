@@ -16,18 +16,10 @@ tokens (the N candidates of one prompt, the two orders of a pair, the instructio
 row of a task type shares) and the backend supports it, the shared prefix is computed
 once and its KV cache reused for every row's own suffix (:mod:`flame_reward.prefix`).
 Results equal the unshared computation within float rounding (tested to 1e-4).
-
-Heads: when the model carries a trained head (an adapter, :mod:`flame_reward.models.heads`),
-each item is routed. A gated head judges only the items on its routes (task type, verdict
-labels, exact criteria text); every other item is scored with the raw weights in place,
-so its verdict is the raw model's. The two routes are scored as separate passes (each
-with its own batching and prefix sharing) and results still come back in input order.
-``Verdict.head`` says which route an item took.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,9 +28,8 @@ from typing import Any, Literal
 
 from flame_reward.models.backends import Backend
 from flame_reward.encoding import Encoded, encode, label_token_ids
-from flame_reward.errors import InvalidInput, VerdictParseError
+from flame_reward.errors import FlameRewardError, InvalidInput, VerdictParseError
 from flame_reward.generation import batches_needed, generate_texts
-from flame_reward.models.heads import Head
 from flame_reward.prefix import PrefixNode, plan_prefixes
 from flame_reward.progress import progress_bar
 from flame_reward.results import Generation, ItemError, Verdict
@@ -87,8 +78,6 @@ class Scorer:
     Rows are sorted by length before batching so padding stays small; results always come
     back in input order. ``prefix_min_tokens``: rows sharing at least this many leading
     tokens compute them once (when the backend can; ``None`` or 0 turns it off).
-    ``head``: the trained head the backend's model carries (see the module docstring);
-    by default the one its loaded model reports (``backend.loaded.head``), if any.
     """
 
     def __init__(
@@ -100,7 +89,6 @@ class Scorer:
         max_length: int = 2048,
         max_batch_tokens: int = 16384,
         prefix_min_tokens: int | None = 64,
-        head: Head | None = None,
     ) -> None:
         if batch_size < 1:
             raise InvalidInput("batch_size", f"must be >= 1, got {batch_size}")
@@ -112,7 +100,6 @@ class Scorer:
         self.batch_size = batch_size
         self.max_length = max_length
         self.max_batch_tokens = max_batch_tokens
-        self.head = head if head is not None else getattr(getattr(backend, "loaded", None), "head", None)
         self.cost = Cost()
         self._label_cache: OrderedDict[tuple[str, ...], list[list[int]]] = OrderedDict()
 
@@ -156,14 +143,14 @@ class Scorer:
                 if on_error == "raise":
                     raise InvalidInput(exc.field, f"{exc.reason} (item {index})") from exc
                 prepared.append(ItemError(index, exc.field, exc.reason))
-        valid = [item for item in prepared if not isinstance(item, ItemError)]
-        routes = [self.head is not None and self.head.applies(task_type.name, ex, labels) for _, ex, labels, _ in valid]
-        requests = [[_Request(enc.ids, self._labels(labels)) for enc in encs] for _, _, labels, encs in valid]
-        for on in (True, False):
-            part = [r for reqs, route in zip(requests, routes) if route == on for r in reqs]
-            if part:
-                with self._route(on):
-                    self._score(part, progress=progress, desc=f"judging ({task_type.name})")
+        requests = [
+            _Request(enc.ids, self._labels(labels))
+            for item in prepared
+            if not isinstance(item, ItemError)
+            for _, _, labels, encs in [item]
+            for enc in encs
+        ]
+        self._score(requests, progress=progress, desc=f"judging ({task_type.name})")
         results: list[Verdict | ItemError] = []
         cursor = 0
         for item in prepared:
@@ -171,9 +158,10 @@ class Scorer:
                 results.append(item)
                 continue
             _, example, labels, encs = item
-            dists = [_normalise(labels, r.logp) for r in requests[cursor]]
-            on = routes[cursor]
-            cursor += 1
+            dists = []
+            for _ in encs:
+                dists.append(_normalise(labels, requests[cursor].logp))
+                cursor += 1
             combined = _combine(task_type, labels, dists)
             summary = task_type.summarize(combined, example)
             self.cost.judgments += 1
@@ -186,7 +174,6 @@ class Scorer:
                     orders=tuple(dists),
                     tokens=sum(len(e.ids) for e in encs),
                     truncated=_truncated_fields(task_type, encs),
-                    head=self.head.name if on and self.head is not None else None,
                 )
             )
         return results
@@ -226,14 +213,11 @@ class Scorer:
                 items.append(ItemError(index, exc.field, exc.reason))
         valid = [it for it in items if not isinstance(it, ItemError)]
         inputs = [enc.ids for _, _, enc in valid]
-        # A gated head was built for verdict read-outs, not for writing text: generation
-        # runs on the raw model (an ungated adapter, as before, everywhere).
-        with self._route(self.head is not None and not self.head.gated):
-            # One seed for every batch: the judge's sampled rationales keep the draws they always had.
-            texts = generate_texts(self.backend, self.tokenizer, inputs, batch_size=self.batch_size,
-                                   max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                   num_samples=num_samples, seed=seed, seed_policy="same", progress=progress,
-                                   desc=f"generating ({task_type.name})")
+        # One seed for every batch: the judge's sampled rationales keep the draws they always had.
+        texts = generate_texts(self.backend, self.tokenizer, inputs, batch_size=self.batch_size,
+                               max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                               num_samples=num_samples, seed=seed, seed_policy="same", progress=progress,
+                               desc=f"generating ({task_type.name})")
         self.cost.tokens += sum(len(ids) for ids in inputs)
         self.cost.forwards += batches_needed(len(inputs), self.batch_size)
         results: list[Generation | ItemError] = []
@@ -249,10 +233,6 @@ class Scorer:
         return results
 
     # -- internals ----------------------------------------------------------------------
-    def _route(self, on: bool) -> contextlib.AbstractContextManager[None]:
-        """The model with the head on, or the raw model (nothing to switch without a head)."""
-        return self.head.active(on) if self.head is not None else contextlib.nullcontext()
-
     def _labels(self, labels: Sequence[str]) -> list[list[int]]:
         key = tuple(labels)
         ids = self._label_cache.get(key)

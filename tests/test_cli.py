@@ -14,7 +14,6 @@ import pytest
 
 from flame_reward import cli
 from flame_reward.cli import main
-from flame_reward.data.sets import HH_HELPFUL_CRITERIA
 from tests.test_io import unreadable_file
 
 
@@ -48,8 +47,7 @@ def test_compare_keeps_every_row(tmp_path, capsys):
         '{"id": 1, "prompt": "What is 2+2?", "chosen": "4", "rejected": "5"}',
         '{"id": 2, "prompt": "What is 2+2?", "chosen": "", "rejected": "5"}',
         "{not json",
-        json.dumps({"id": 4, "prompt": "Capital of France?", "chosen": "Paris", "rejected": "Rome",
-                    "criteria": HH_HELPFUL_CRITERIA}),
+        '{"id": 4, "prompt": "Capital of France?", "chosen": "Paris", "rejected": "Rome"}',
         '[1, 2]',
     ])
     out = tmp_path / "out.jsonl"
@@ -62,9 +60,6 @@ def test_compare_keeps_every_row(tmp_path, capsys):
     assert rows[1]["id"] == 2 and rows[1]["error"].startswith("response_a") and rows[1]["_line"] == 2
     assert rows[2]["_line"] == 3 and "invalid JSON" in rows[2]["error"] and rows[2]["_raw"] == "{not json"
     assert rows[3]["id"] == 4 and "flame_reward" in rows[3]
-    # the shipped head judges only its trained criteria; the default criteria get the raw model
-    assert rows[0]["flame_reward"]["head"] is None
-    assert rows[3]["flame_reward"]["head"] == "smollm2-135m-flame-rm"
     assert rows[4]["_line"] == 5 and "JSON object" in rows[4]["error"]
     summary = capsys.readouterr().err
     assert "2 rows judged, 3 rows with errors" in summary

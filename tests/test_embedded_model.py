@@ -50,11 +50,10 @@ def test_documented_errors(embedded_judge):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="factual correctness under the default criteria is not what the shipped head learnt (issue 7), and it is "
-    "gated to its two HH criteria texts, so these verdicts are the raw model's: debiased P(correct) 0.492-0.517 on "
-    "these 10 clear pairs, 7/10 above 0.5, each order position-locked (before gating, with the head on: "
-    "0.492-0.523, 6/10). The head acts only under the HH helpfulness and harmlessness criteria "
-    "(tests/test_shipped_adapter.py)",
+    reason="factual correctness under the default criteria is not what the shipped adapter learnt (issue 7): with it, "
+    "debiased P(correct) 0.492-0.523 on these 10 clear pairs, 6/10 above 0.5, each order still position-locked "
+    "(order-1 P(A) 0.54-0.86); raw model 0.492-0.517, 7/10. The adapter acts under the HH helpfulness and "
+    "harmlessness criteria (tests/test_shipped_adapter.py)",
 )
 def test_prefers_correct_answers_in_both_orders(embedded_judge):
     verdicts = embedded_judge.compare_batch(CLEAR_PAIRS)

@@ -221,25 +221,6 @@ def test_adapter_mismatch_and_non_model_dirs(copy_dir, tmp_path):
         Autorater.from_pretrained(str(empty), backend="onnx")
 
 
-def test_an_export_with_a_gated_head_merged_is_refused(copy_dir, tmp_path):
-    """Exports written before gating merged the shipped head, on for every item: refused."""
-    from flame_reward.models.backends import OnnxBackend
-    from flame_reward.models.digests import adapter_sha256
-    from flame_reward.models.heads import Route, write_routes
-
-    gated = tmp_path / "gated"
-    gated.mkdir()
-    (gated / "adapter_config.json").write_text("{}")
-    (gated / "adapter_model.safetensors").write_bytes(b"weights")
-    write_routes(gated, "g", [Route("pairwise", "c", ("A", "B"))])
-    d = copy_dir()
-    manifest = json.loads((d / "manifest.json").read_text())
-    manifest.update(adapter=str(gated), adapter_sha256=adapter_sha256(gated))
-    (d / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ModelLoadError, match="gated head"):
-        OnnxBackend(d)
-
-
 def _write_other_graph(path):
     import onnx
     from onnx import TensorProto, helper

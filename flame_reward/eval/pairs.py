@@ -184,8 +184,7 @@ def verdict_rows(source: PairSource, verdicts: Sequence[Verdict | ItemError]) ->
             row["error"] = f"{v.field}: {v.message}"
         else:
             row.update({"verdict": v.label, "score": v.score, "orders": list(v.orders),
-                        "consistent": v.consistent, "truncated": list(v.truncated), "tokens": v.tokens,
-                        "head": v.head})
+                        "consistent": v.consistent, "truncated": list(v.truncated), "tokens": v.tokens})
         rows.append(row)
     return rows
 

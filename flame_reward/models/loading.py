@@ -17,8 +17,7 @@ from typing import Any
 
 from flame_reward.errors import ModelLoadError
 from flame_reward.models.digests import adapter_sha256
-from flame_reward.models.embedded import EMBEDDED_ALIASES, EMBEDDED_NAME, cache_dir, embedded_model_dir
-from flame_reward.models.heads import Head, PeftGate, WeightGate, read_routes
+from flame_reward.models.embedded import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +37,6 @@ class LoadedModel:
     dtype: str
     adapter: str | None = None
     adapter_sha256: str | None = None
-    #: The adapter as a judging head: gated to its ``heads.json`` routes, or ungated.
-    head: Head | None = None
 
 
 def default_device() -> str:
@@ -71,32 +68,6 @@ def resolve_dtype(dtype: str | None, device: str) -> str:
 def is_embedded(model: str | None) -> bool:
     """True when ``model`` names the embedded default (or is left out)."""
     return model is None or model in EMBEDDED_ALIASES
-
-
-def portable_base_id(name_or_path: str | None) -> str | None:
-    """The id an adapter config should name for its base: the embedded default's cache
-    directory (machine-local) becomes :data:`EMBEDDED_NAME`, which :func:`load_model`
-    resolves offline; anything else is kept."""
-    if not name_or_path:
-        return name_or_path
-    try:
-        if Path(name_or_path).expanduser().resolve() == (cache_dir() / EMBEDDED_NAME).resolve():
-            return EMBEDDED_NAME
-    except OSError:
-        pass
-    return name_or_path
-
-
-def make_adapter_config_portable(adapter_dir: str | Path) -> None:
-    """Rewrite ``adapter_config.json``'s ``base_model_name_or_path`` with :func:`portable_base_id`."""
-    import json
-
-    path = Path(adapter_dir) / "adapter_config.json"
-    config = json.loads(path.read_text())
-    portable = portable_base_id(config.get("base_model_name_or_path"))
-    if portable != config.get("base_model_name_or_path"):
-        config["base_model_name_or_path"] = portable
-        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 #: LoRA adapters that ship inside the package, applied automatically to their base model.
@@ -137,9 +108,7 @@ def load_model(
     embedded default. ``adapter`` is a PEFT LoRA directory applied on top (merged into the
     weights by default: scoring then costs the same as the base model); ``"auto"`` picks
     the adapter shipped for the embedded default when there is one (see
-    :func:`resolve_adapter`), ``None`` the raw model. An adapter with ``heads.json`` is a
-    gated head (:mod:`flame_reward.models.heads`): ``LoadedModel.head`` switches it, and the
-    raw weights are in place except inside the scoring core's routed calls.
+    :func:`resolve_adapter`), ``None`` the raw model.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -174,41 +143,23 @@ def load_model(
     except ValueError as exc:
         raise ModelLoadError(f"{name!r} is not a causal language model transformers can load: {exc}") from exc
     adapter_hash = None
-    head = None
-    gate: WeightGate | None = None
     adapter = resolve_adapter(model, adapter)
     if adapter:
         apath = Path(adapter).expanduser()
         if not (apath / "adapter_config.json").is_file():
             raise ModelLoadError(f"adapter directory {adapter!r} has no adapter_config.json")
-        routed = read_routes(apath)  # before the weights: a malformed heads.json fails fast
         from peft import PeftModel
 
-        # PEFT freezes the base weights; a merged judge keeps the raw load's flags, because
-        # CPU matmuls take another path for frozen weights (|dP| ~4e-6 measured), and a
-        # gated head's raw route must compute exactly what the raw model computes.
-        trainable = {n: p.requires_grad for n, p in lm.named_parameters()}
         try:
             lm = PeftModel.from_pretrained(lm, str(apath))
         except Exception as exc:
             raise ModelLoadError(f"adapter {adapter!r} does not fit model {name!r}: {exc}") from exc
-        if routed is None:
-            head = Head(apath.name)
-        elif merge_adapter:
-            gate = WeightGate.capture(lm)  # the raw weights, before merging overwrites them
-            head = Head(routed[0], routed[1], gate)
-        else:
-            head = Head(routed[0], routed[1], PeftGate(lm))
         if merge_adapter:
             lm = lm.merge_and_unload()
-            for n, p in lm.named_parameters():
-                p.requires_grad_(trainable.get(n, p.requires_grad))
         adapter_hash = adapter_sha256(apath)
     if tokenizer.pad_token_id is None:
         # Padding is always masked out, so any existing token will do; eos is conventional.
         tokenizer.pad_token = tokenizer.eos_token
     lm.to(device)
     lm.eval()
-    if gate is not None:
-        gate.bind(lm)  # on the device; the raw weights stay in place outside routed calls
-    return LoadedModel(lm, tokenizer, name, path, device, dtype_name, adapter, adapter_hash, head)
+    return LoadedModel(lm, tokenizer, name, path, device, dtype_name, adapter, adapter_hash)

@@ -39,9 +39,7 @@ def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     p = subparsers.add_parser("export-onnx", help=help_, description=help_)
     p.add_argument("--model", default=None, help="HF model directory or id (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--adapter", default="auto",
-                   help="PEFT LoRA adapter directory, merged before export (default 'auto': the shipped adapter, "
-                        "unless it is a gated head, which one graph cannot route: the shipped one is, so 'auto' "
-                        "exports the raw model)")
+                   help="PEFT LoRA adapter directory, merged before export (default 'auto': the shipped adapter, if any)")
     p.add_argument("--no-adapter", dest="adapter", action="store_const", const=None, help="export the raw model")
     p.add_argument("--out", required=True, help="output directory (model.onnx, tokenizer files, manifest.json)")
     p.add_argument("--quantize", choices=("int8",), default=None,

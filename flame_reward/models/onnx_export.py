@@ -63,26 +63,6 @@ def _file_entry(path: Path) -> dict[str, Any]:
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def onnx_adapter(model: str | None, adapter: str | None) -> str | None:
-    """The adapter an export merges. A graph has one set of weights, so a gated head
-    (``heads.json``: it must sit out judgments it was not trained for) cannot live in one:
-    ``"auto"`` leaves the shipped gated head out (the graph is the raw model, whose
-    verdicts a gated head gives off its routes), and a gated adapter named explicitly is
-    refused. Ungated adapters are merged as before."""
-    from flame_reward.models.heads import read_routes
-    from flame_reward.models.loading import resolve_adapter
-
-    resolved = resolve_adapter(model, adapter)
-    if resolved and read_routes(resolved) is not None:
-        if adapter == "auto":
-            log.info("the shipped adapter %s is a gated head; the ONNX graph is the raw model", resolved)
-            return None
-        raise ModelLoadError(f"adapter {adapter!r} is a gated head (heads.json: it judges only the criteria it was "
-                             "trained for), which one ONNX graph cannot route; use the torch backend for it, or "
-                             "export the raw model (--no-adapter)")
-    return resolved
-
-
 def export_onnx(
     model: str | None = None,
     *,
@@ -96,7 +76,6 @@ def export_onnx(
     int8_keep_fp32: tuple[str, ...] = (),
 ) -> Path:
     """Export ``model`` (+ ``adapter``, merged) to the ONNX directory ``out``; returns it.
-    A gated head is never merged (:func:`onnx_adapter`).
 
     ``quantize="int8"`` also writes ``model.int8.onnx`` (dynamic quantisation of every
     linear layer, except those whose module path names one of ``int8_keep_fp32``, e.g.
@@ -109,7 +88,7 @@ def export_onnx(
     from flame_reward.models.loading import load_model
 
     quantize = check_quantize(quantize)
-    loaded = load_model(model, adapter=onnx_adapter(model, adapter), device="cpu", dtype="float32", revision=revision)
+    loaded = load_model(model, adapter=adapter, device="cpu", dtype="float32", revision=revision)
     return export_loaded(loaded, out, quantize=quantize, revision=revision, opset=opset, verify=verify, fuse=fuse,
                          int8_keep_fp32=int8_keep_fp32)
 
@@ -397,7 +376,7 @@ def cached_export(model: str | None, *, adapter: str | None = "auto", quantize: 
     """The ONNX directory for a Hugging Face model (or the embedded default), exported once
     into ``$FLAME_REWARD_CACHE/onnx/`` on first use (minutes for a 135M model on a CPU)."""
     from flame_reward.models.embedded import EMBEDDED_NAME, cache_dir
-    from flame_reward.models.loading import is_embedded
+    from flame_reward.models.loading import is_embedded, resolve_adapter
 
     quantize = check_quantize(quantize)
     if is_embedded(model):
@@ -405,7 +384,7 @@ def cached_export(model: str | None, *, adapter: str | None = "auto", quantize: 
     else:
         local = Path(str(model)).expanduser()
         name = str(local.resolve()) if local.exists() else str(model)
-    resolved = onnx_adapter(model, adapter)
+    resolved = resolve_adapter(model, adapter)
     adapter_sha = adapter_sha256(Path(resolved).expanduser()) if resolved else None
     key = hashlib.sha256(json.dumps([name, adapter_sha, revision, FORMAT_VERSION]).encode()).hexdigest()[:16]
     target = cache_dir() / "onnx" / f"{Path(name).name}-{key}"

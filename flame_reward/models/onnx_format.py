@@ -2,8 +2,7 @@
 
 A directory written by ``flame-reward export-onnx`` holds
 
-- ``model.onnx``: the judge (an ungated LoRA adapter merged; a gated head never is, see
-  :func:`flame_reward.models.onnx_export.onnx_adapter`) from token ids to
+- ``model.onnx``: the judge (LoRA adapter merged) from token ids to
   ``log_softmax(logits)[rows, keep_positions, token_ids]``. Inputs (:data:`INPUTS`):
   ``input_ids``, ``attention_mask``, ``position_ids`` (int64 ``[batch, seq]``, left-padded
   as :func:`flame_reward.models.backends.left_pad` does), ``keep_positions`` (int64
@@ -148,27 +147,8 @@ def check_onnx_dir(
     ):
         raise ModelLoadError(f"ONNX model directory {str(p)!r} has no tokenizer files (tokenizer_config.json and "
                              "tokenizer.json); re-export it or copy the model's tokenizer files there")
-    _refuse_merged_gated_head(p, manifest)
     _check_adapter(p, manifest, adapter)
     return OnnxJudgeDir(p, manifest, graph, precision)
-
-
-def _refuse_merged_gated_head(p: Path, manifest: dict[str, Any]) -> None:
-    """Exports written before gating merged the shipped head into the graph, where it is
-    on for every judgment; such a directory is refused rather than judged with it."""
-    from flame_reward.models.heads import read_routes
-    from flame_reward.models.loading import packaged_adapter_dir
-
-    merged, sha = manifest.get("adapter"), manifest.get("adapter_sha256")
-    if not merged or not sha:
-        return
-    for candidate in (Path(merged).expanduser(), packaged_adapter_dir(None)):
-        if (candidate is not None and (candidate / "adapter_config.json").is_file()
-                and read_routes(candidate) is not None and adapter_sha256(candidate) == sha):
-            raise ModelLoadError(
-                f"{str(p)!r} has the gated head {merged!r} merged into its weights, where it judges every item, "
-                "also those it was not trained for; re-export it (gated heads are left out of ONNX graphs) or use "
-                "the torch backend")
 
 
 def _check_adapter(p: Path, manifest: dict[str, Any], adapter: str | None) -> None:

@@ -199,7 +199,7 @@ def verdict_to_proto(v: Verdict) -> pb.Verdict:
     return pb.Verdict(
         task=v.task, label=v.label, score=float(v.score), distribution=_probs(v.distribution),
         orders=[pb.Distribution(probabilities=_probs(d)) for d in v.orders],
-        tokens=int(v.tokens), truncated=list(v.truncated), head=v.head or "",
+        tokens=int(v.tokens), truncated=list(v.truncated),
     )
 
 
@@ -208,7 +208,7 @@ def verdict_from_proto(m: pb.Verdict) -> Verdict:
         task=m.task, label=m.label, score=m.score,
         distribution={p.label: p.probability for p in m.distribution},
         orders=tuple({p.label: p.probability for p in d.probabilities} for d in m.orders),
-        tokens=m.tokens, truncated=tuple(m.truncated), head=m.head or None,
+        tokens=m.tokens, truncated=tuple(m.truncated),
     )
 
 

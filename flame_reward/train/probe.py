@@ -46,7 +46,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from flame_reward.errors import InvalidInput
-from flame_reward.models.heads import Route, write_routes
 from flame_reward.train.cached import (
     CachedConfig,
     CachedExample,
@@ -284,10 +283,6 @@ def train_probe(config: ProbeConfig, train_items: Sequence[LabelledExample],
     model.eval()
     after = measure(model)
     adapter_dir = save_adapter(model, out / "adapter")
-    # The gates were fitted to tell these criteria apart and nothing else: the scoring core
-    # runs every other judgment on the raw weights (flame_reward.models.heads).
-    write_routes(adapter_dir, out.name, [Route("pairwise", None if g == DEFAULT_GROUP else g, ("A", "B"))
-                                         for g in fit["groups"]])
     report = {
         "method": "probe-built LoRA (last-layer MLP neurons gated by criteria)",
         "config": asdict(config),

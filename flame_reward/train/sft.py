@@ -237,9 +237,6 @@ def train(
     elapsed = time.time() - started
     adapter_dir = out / "adapter"
     model.save_pretrained(str(adapter_dir))
-    from flame_reward.models.loading import make_adapter_config_portable
-
-    make_adapter_config_portable(adapter_dir)
     after = _dev_accuracy(model, tokenizer, dev_examples, dev_labels, config.max_length, loaded.device) if dev_examples else {}
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     tokens = sum(len(x) for x in train_ds["input_ids"])

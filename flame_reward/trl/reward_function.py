@@ -100,8 +100,7 @@ class FlameRewardFunction:
         self.__name__ = name or f"flame_{mode}{suffix}"
         #: Cost of the last call and running totals: judgments, forwards, tokens (and, from a
         #: core with prefix sharing, prefix_forwards and reused_tokens), seconds, completions,
-        #: invalid, truncated, and head_judgments / raw_judgments (verdicts a trained head
-        #: took part in / the raw model gave, see ``Verdict.head``).
+        #: invalid, truncated.
         self.last_cost: dict[str, float] = {}
         self.total_cost: dict[str, float] = {}
         #: ``(index, "field: reason")`` for each completion scored invalid in the last call.
@@ -245,14 +244,12 @@ class FlameRewardFunction:
         keys = [k for k in COUNTERS if k in available] if available is not None else ["judgments", "tokens"]
         cost: dict[str, float] = {key: self.holder.spent.get(key, 0.0) for key in keys}
         cost.update(seconds=seconds, completions=float(n), invalid=float(n_invalid),
-                    truncated=float(sum(1 for v in verdicts if v.truncated)),
-                    head_judgments=float(sum(1 for v in verdicts if v.head)),
-                    raw_judgments=float(sum(1 for v in verdicts if not v.head)))
+                    truncated=float(sum(1 for v in verdicts if v.truncated)))
         self.last_cost = cost
         for key, value in cost.items():
             self.total_cost[key] = self.total_cost.get(key, 0.0) + value
         if log_metric is not None:
-            for key in (*COUNTERS, "seconds", "invalid", "truncated", "head_judgments", "raw_judgments"):
+            for key in (*COUNTERS, "seconds", "invalid", "truncated"):
                 if key in cost:
                     log_metric(f"{self.__name__}/judge_{key}", cost[key])
 
