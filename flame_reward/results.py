@@ -18,6 +18,8 @@ class Verdict:
     ``orders[1]["A"]`` is the probability for the original ``response_b``).
     ``score`` is the task's number: P(A better) for pairwise, the expected rating for
     pointwise, P(first label) for classification.
+    ``head`` names the trained verdict head (route) that took part, or is ``None`` when
+    the verdict is the raw model's (:mod:`flame_reward.models.heads`).
     """
 
     task: str
@@ -27,6 +29,7 @@ class Verdict:
     orders: tuple[dict[str, float], ...] = ()
     tokens: int = 0
     truncated: tuple[str, ...] = ()
+    head: str | None = None
 
     @property
     def consistent(self) -> bool | None:

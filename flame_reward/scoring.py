@@ -11,6 +11,12 @@ extra batched pass. The label log-probabilities are renormalised over the label 
 For tasks with a :class:`~flame_reward.tasks.base.Swap` (pairwise) both presentation
 orders are scored and averaged after mapping labels back.
 
+Verdict heads (:mod:`flame_reward.models.heads`): when the scorer holds a head set, an item
+whose task, verdict labels and exact criteria match a trained route gets that head's
+output added to its verdict log-probabilities (read from the same forward pass's hidden
+state); every other item's verdict is the raw model's, bit for bit. ``Verdict.head`` names
+the route that took part, or is ``None``.
+
 Prefix sharing: when rows of one pass start with the same ``prefix_min_tokens`` or more
 tokens (the N candidates of one prompt, the two orders of a pair, the instruction every
 row of a task type shares) and the backend supports it, the shared prefix is computed
@@ -27,8 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flame_reward.models.backends import Backend
+from flame_reward.models.heads import Head, HeadSet
 from flame_reward.encoding import Encoded, encode, label_token_ids
-from flame_reward.errors import FlameRewardError, InvalidInput, VerdictParseError
+from flame_reward.errors import InvalidInput, VerdictParseError
 from flame_reward.generation import batches_needed, generate_texts
 from flame_reward.prefix import PrefixNode, plan_prefixes
 from flame_reward.progress import progress_bar
@@ -46,7 +53,9 @@ LABEL_CACHE_SIZE = 256
 class _Request:
     ids: list[int]
     labels: list[list[int]]
+    head: Head | None = None
     logp: list[float] = field(default_factory=list)
+    hidden: Any = None
 
 
 @dataclass
@@ -89,6 +98,7 @@ class Scorer:
         max_length: int = 2048,
         max_batch_tokens: int = 16384,
         prefix_min_tokens: int | None = 64,
+        heads: HeadSet | None = None,
     ) -> None:
         if batch_size < 1:
             raise InvalidInput("batch_size", f"must be >= 1, got {batch_size}")
@@ -100,6 +110,11 @@ class Scorer:
         self.batch_size = batch_size
         self.max_length = max_length
         self.max_batch_tokens = max_batch_tokens
+        if heads is not None and not getattr(backend, "supports_hidden", False):
+            raise InvalidInput("heads", f"the {backend.name} backend does not return hidden states, which "
+                                        f"verdict heads read; use the torch backend")
+        #: Trained verdict heads (``None``: every verdict is the raw model's).
+        self.heads = heads
         self.cost = Cost()
         self._label_cache: OrderedDict[tuple[str, ...], list[list[int]]] = OrderedDict()
 
@@ -121,6 +136,67 @@ class Scorer:
         ``both_orders=False`` scores pairwise tasks in the given order only (for bias
         measurements; the debiased score needs both).
         """
+        task_type, prepared, requests = self._prepare(task, examples, on_error, both_orders)
+        self._score(requests, progress=progress, desc=f"judging ({task_type.name})")
+        results: list[Verdict | ItemError] = []
+        cursor = 0
+        for item in prepared:
+            if isinstance(item, ItemError):
+                results.append(item)
+                continue
+            _, example, labels, encs = item
+            dists = []
+            head = requests[cursor].head
+            for _ in encs:
+                dists.append(_normalise(labels, requests[cursor].logp))
+                cursor += 1
+            combined = _combine(task_type, labels, dists)
+            summary = task_type.summarize(combined, example)
+            self.cost.judgments += 1
+            results.append(
+                Verdict(
+                    task=task_type.name,
+                    label=summary.label,
+                    score=summary.score,
+                    distribution=combined,
+                    orders=tuple(dists),
+                    tokens=sum(len(e.ids) for e in encs),
+                    truncated=_truncated_fields(task_type, encs),
+                    head=head.route.name if head is not None else None,
+                )
+            )
+        return results
+
+    def features(
+        self,
+        task: str | TaskType,
+        examples: Iterable[Mapping[str, Any]],
+        *,
+        progress: bool = False,
+    ) -> list[list[tuple[list[float], Any]] | ItemError]:
+        """What verdict heads are trained on: for each example, for each presentation order,
+        the raw model's verdict-label log-probabilities (before renormalising) and the
+        hidden state at the verdict position (``[d]`` float32). Heads are not applied."""
+        if not getattr(self.backend, "supports_hidden", False):
+            raise InvalidInput("backend", f"the {self.backend.name} backend does not return hidden states")
+        task_type, prepared, requests = self._prepare(task, examples, "return", True, route=False)
+        self._score(requests, progress=progress, desc=f"features ({task_type.name})", hidden=True)
+        out: list[list[tuple[list[float], Any]] | ItemError] = []
+        cursor = 0
+        for item in prepared:
+            if isinstance(item, ItemError):
+                out.append(item)
+                continue
+            orders = []
+            for _ in item[3]:
+                orders.append((list(requests[cursor].logp), requests[cursor].hidden))
+                cursor += 1
+            out.append(orders)
+        return out
+
+    def _prepare(self, task: str | TaskType, examples: Iterable[Mapping[str, Any]], on_error: OnError,
+                 both_orders: bool, route: bool = True) -> tuple[TaskType, list[Any], list[_Request]]:
+        """Validate, render and encode every example; one request per presentation order."""
         task_type = get_task_type(task)
         if task_type.generative:
             raise InvalidInput("task", f"{task_type.name!r} is open-ended; use generate()")
@@ -143,40 +219,14 @@ class Scorer:
                 if on_error == "raise":
                     raise InvalidInput(exc.field, f"{exc.reason} (item {index})") from exc
                 prepared.append(ItemError(index, exc.field, exc.reason))
-        requests = [
-            _Request(enc.ids, self._labels(labels))
-            for item in prepared
-            if not isinstance(item, ItemError)
-            for _, _, labels, encs in [item]
-            for enc in encs
-        ]
-        self._score(requests, progress=progress, desc=f"judging ({task_type.name})")
-        results: list[Verdict | ItemError] = []
-        cursor = 0
+        requests = []
         for item in prepared:
             if isinstance(item, ItemError):
-                results.append(item)
                 continue
             _, example, labels, encs = item
-            dists = []
-            for _ in encs:
-                dists.append(_normalise(labels, requests[cursor].logp))
-                cursor += 1
-            combined = _combine(task_type, labels, dists)
-            summary = task_type.summarize(combined, example)
-            self.cost.judgments += 1
-            results.append(
-                Verdict(
-                    task=task_type.name,
-                    label=summary.label,
-                    score=summary.score,
-                    distribution=combined,
-                    orders=tuple(dists),
-                    tokens=sum(len(e.ids) for e in encs),
-                    truncated=_truncated_fields(task_type, encs),
-                )
-            )
-        return results
+            head = self.heads.head_for(task_type.name, example, labels) if (route and self.heads) else None
+            requests.extend(_Request(enc.ids, self._labels(labels), head) for enc in encs)
+        return task_type, prepared, requests
 
     def generate(
         self,
@@ -259,18 +309,25 @@ class Scorer:
             batches.append(current)
         return batches
 
-    def _score(self, requests: list[_Request], *, progress: bool, desc: str) -> None:
-        """Fill ``logp`` (one log-probability per label) for every request."""
+    def _score(self, requests: list[_Request], *, progress: bool, desc: str, hidden: bool = False) -> None:
+        """Fill ``logp`` (one log-probability per label) for every request; a request on a
+        head's route gets the head's output added (``hidden``: keep every hidden state)."""
         if not requests:
             return
         bar = progress_bar(total=len(requests), desc=desc, enabled=progress, unit="fwd")
         rows = [r.ids for r in requests]
         wants = [sorted({seq[0] for seq in r.labels}) for r in requests]
-        found = self._logprobs(rows, [1] * len(rows), wants, bar)
+        hiddens: list[Any] | None = [None] * len(rows) if hidden or any(r.head for r in requests) else None
+        found = self._logprobs(rows, [1] * len(rows), wants, bar, hiddens)
         bar.close()
-        for r, got in zip(requests, found):
+        for i, (r, got) in enumerate(zip(requests, found)):
             r.logp = [got[seq[0]][0] for seq in r.labels]
+            if hiddens is not None:
+                r.hidden = hiddens[i]
         self._score_continuations(requests)
+        for r in requests:
+            if r.head is not None:
+                r.logp = [lp + d for lp, d in zip(r.logp, r.head.delta(r.hidden))]
 
     def _score_continuations(self, requests: list[_Request]) -> None:
         """Add the log-probabilities of label tokens after the first (multi-token labels)."""
@@ -291,6 +348,7 @@ class Scorer:
         keeps: list[int],
         wants: list[list[int]],
         bar: Any,
+        hiddens: list[Any] | None = None,
     ) -> list[dict[int, list[float]]]:
         """For each row, ``{token: [log-probability at each of its last keeps[i] positions]}``.
 
@@ -302,24 +360,26 @@ class Scorer:
         nodes: list[PrefixNode] = []
         if self.prefix_min_tokens and getattr(self.backend, "supports_prefix_sharing", False) and len(rows) > 1:
             loose, nodes = plan_prefixes(rows, self.prefix_min_tokens, keeps)
-        self._run_batches(rows, keeps, wants, loose, None, 0, found, bar)
+        self._run_batches(rows, keeps, wants, loose, None, 0, found, bar, hiddens)
         for node in nodes:
-            self._run_node(rows, keeps, wants, node, None, found, bar)
+            self._run_node(rows, keeps, wants, node, None, found, bar, hiddens)
         return found
 
     def _run_node(self, rows: list[list[int]], keeps: list[int], wants: list[list[int]], node: PrefixNode,
-                  parent: Any, found: list[dict[int, list[float]]], bar: Any) -> None:
+                  parent: Any, found: list[dict[int, list[float]]], bar: Any, hiddens: list[Any] | None) -> None:
         members = node.all_rows()
         state = self.backend.prefix_state(rows[members[0]][node.start:node.end], parent)  # type: ignore[attr-defined]
         self.cost.prefix_forwards += 1
         self.cost.reused_tokens += (len(members) - 1) * (node.end - node.start)
-        self._run_batches(rows, keeps, wants, node.rows, state, node.end, found, bar)
+        self._run_batches(rows, keeps, wants, node.rows, state, node.end, found, bar, hiddens)
         for child in node.children:
-            self._run_node(rows, keeps, wants, child, state, found, bar)
+            self._run_node(rows, keeps, wants, child, state, found, bar, hiddens)
 
     def _run_batches(self, rows: list[list[int]], keeps: list[int], wants: list[list[int]], members: list[int],
-                     state: Any, depth: int, found: list[dict[int, list[float]]], bar: Any) -> None:
-        """Score ``members`` (their tokens after ``depth``, given ``state``) in batches."""
+                     state: Any, depth: int, found: list[dict[int, list[float]]], bar: Any,
+                     hiddens: list[Any] | None = None) -> None:
+        """Score ``members`` (their tokens after ``depth``, given ``state``) in batches;
+        with ``hiddens``, also keep each row's hidden state at its last position there."""
         if not members:
             return
         for batch in self._batches([len(rows[i]) for i in members]):
@@ -327,11 +387,16 @@ class Scorer:
             keep = max(keeps[i] for i in idx)
             tokens = sorted({t for i in idx for t in wants[i]})
             column = {tok: c for c, tok in enumerate(tokens)}
+            extra = {"hidden": True} if hiddens is not None else {}
             if state is None:
-                lp = self.backend.token_logprobs([rows[i] for i in idx], keep, tokens)
+                lp = self.backend.token_logprobs([rows[i] for i in idx], keep, tokens, **extra)
             else:
                 lp = self.backend.token_logprobs_after(  # type: ignore[attr-defined]
-                    state, [rows[i][depth:] for i in idx], keep, tokens)
+                    state, [rows[i][depth:] for i in idx], keep, tokens, **extra)
+            if hiddens is not None:
+                lp, h = lp
+                for row, i in enumerate(idx):
+                    hiddens[i] = h[row]
             self.cost.forwards += 1
             self.cost.tokens += sum(len(rows[i]) for i in idx)
             values = lp.tolist()

@@ -147,6 +147,7 @@ def _llmbar(root: Path) -> PairReadResult:
     result = PairReadResult()
     for path in _files(root, "llmbar-casestudy/*/dataset.json"):
         result.extend(read_pairs(path, format="llmbar", dataset="llmbar", subset=path.parent.name))
+    result.records[:] = [dataclasses.replace(r, criteria=GENERAL_CRITERIA) for r in result.records]
     return result
 
 
@@ -164,6 +165,16 @@ HH_HARMLESS_CRITERIA = (
     "Harmlessness. Prefer the response that is less harmful: it does not help with dangerous, "
     "illegal, unethical or offensive requests and avoids toxic or hurtful content, even if "
     "that means declining."
+)
+
+
+# PandaLM, Auto-J and LLMBar ask the same question of a pair: which response follows the
+# instruction better, correctness first. They share one criteria text, so one trained
+# verdict head serves all three (and any user who passes this exact text).
+GENERAL_CRITERIA = (
+    "Instruction following. Prefer the response that does exactly what the instruction asks: "
+    "correct, complete and honest first; style, tone and length count only when both are "
+    "equally correct."
 )
 
 
@@ -192,12 +203,12 @@ _PAIR_SETS: tuple[NamedSet[PairReadResult], ...] = (
     NamedSet(
         "pandalm",
         "PandaLM test set (pandalm/testset-v1.json): majority of 3 annotators, ties kept",
-        _pair_file("pandalm/testset-v1.json", "pandalm", "pandalm"), kind="pairwise",
+        _pair_file("pandalm/testset-v1.json", "pandalm", "pandalm", criteria=GENERAL_CRITERIA), kind="pairwise",
     ),
     NamedSet(
         "auto-j",
         "Auto-J pairwise test set (auto-j/testdata_pairwise.jsonl), 58 scenarios, ties kept",
-        _pair_file("auto-j/testdata_pairwise.jsonl", "auto-j", "auto-j"), kind="pairwise",
+        _pair_file("auto-j/testdata_pairwise.jsonl", "auto-j", "auto-j", criteria=GENERAL_CRITERIA), kind="pairwise",
     ),
     NamedSet("llmbar", "LLMBar case studies (llmbar-casestudy/*/dataset.json); subset = folder", _llmbar,
              kind="pairwise"),
@@ -364,6 +375,11 @@ _SCORE_SETS: tuple[NamedSet[ScoreReadResult], ...] = (
 
 QAGS_PROMPT = "Is the summary sentence supported by the article?"
 QAGS_LABELS = ("yes", "no")
+QAGS_CRITERIA = (
+    "Factual support: answer yes only if everything the summary sentence states is stated in "
+    "or directly implied by the article; a sentence with any unsupported or contradicting "
+    "detail is not supported."
+)
 
 
 def _qags_row(row: dict[str, Any], source: str, number: int, subset: str) -> Iterable[ClassRecord | BadRow]:
@@ -399,7 +415,8 @@ def _qags_row(row: dict[str, Any], source: str, number: int, subset: str) -> Ite
             subset=subset,
             source=source,
             row=number,
-            extra={"source_text": article, "votes": ",".join(votes), "sentence_index": str(i)},
+            extra={"source_text": article, "criteria": QAGS_CRITERIA, "votes": ",".join(votes),
+                   "sentence_index": str(i)},
         )
 
 

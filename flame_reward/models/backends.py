@@ -4,7 +4,9 @@ A backend turns batches of token ids into log-probabilities of chosen tokens at 
 positions, and generates text. The scoring core knows nothing else about the model, so
 another runtime slots in behind the same two methods:
 
-- :class:`TorchBackend`: PyTorch/transformers (CPU fp32, CUDA bf16). It can also share
+- :class:`TorchBackend`: PyTorch/transformers (CPU fp32, CUDA bf16). It can also hand
+  back the hidden state the LM head reads at the last position (``hidden=True``), which
+  trained verdict heads (:mod:`flame_reward.models.heads`) read. It can also share
   prefixes: compute a prefix's KV cache once (:meth:`TorchBackend.prefix_state`) and score
   many suffixes after it (:meth:`TorchBackend.token_logprobs_after`); the scoring core
   uses this automatically (see :mod:`flame_reward.prefix`).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,14 @@ class Backend(Protocol):
     def generate(self, batch: Sequence[Sequence[int]], **kwargs: Any) -> list[list[int]]:
         """Generated continuations (new tokens only), one list per input row and sample."""
         ...
+
+
+class HiddenStateBackend(Backend, Protocol):
+    """Optional extension: a backend with ``supports_hidden = True`` also returns, with
+    ``hidden=True``, the input of the LM head at each row's last position (``[rows, d]``,
+    float32, CPU) beside the log-probabilities; verdict heads read it."""
+
+    supports_hidden: bool
 
 
 class PrefixSharingBackend(Backend, Protocol):
@@ -134,6 +145,7 @@ class TorchBackend:
     """PyTorch/transformers runtime (CPU fp32, or CUDA bf16)."""
 
     name = "torch"
+    supports_hidden = True
 
     def __init__(self, loaded: LoadedModel, threads: int | None = None) -> None:
         self.loaded = loaded
@@ -148,17 +160,45 @@ class TorchBackend:
         # transformers 5.x renamed the ``past_key_values`` argument (and output) ``cache``.
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
+    def _forward(self, hidden: bool, **kwargs: Any) -> tuple[Any, torch.Tensor | None]:
+        """Run the model; with ``hidden``, also return the LM head's input at the last position.
+
+        A forward pre-hook on the output embeddings reads exactly what the model's own head
+        reads (whatever norm or scaling the architecture applies before it); the hook only
+        records calls from this thread, so concurrent forwards on one model stay apart.
+        """
+        if not hidden:
+            return self.model(**kwargs), None
+        seen: list[torch.Tensor] = []
+        me = threading.get_ident()
+
+        def grab(module: Any, args: tuple[Any, ...]) -> None:
+            if threading.get_ident() == me:
+                seen.append(args[0][:, -1, :])
+
+        handle = self.model.get_output_embeddings().register_forward_pre_hook(grab)
+        try:
+            out = self.model(**kwargs)
+        finally:
+            handle.remove()
+        return out, seen[-1].float().cpu()
+
     @torch.inference_mode()
-    def token_logprobs(self, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int]) -> torch.Tensor:
+    def token_logprobs(self, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int],
+                       hidden: bool = False) -> Any:
+        """Log-probabilities ``[rows, keep, len(token_ids)]``; with ``hidden``, a pair
+        ``(log-probabilities, hidden state [rows, d])``."""
         ids, mask, positions = left_pad(batch, self.pad_token_id)
-        out = self.model(
+        out, h = self._forward(
+            hidden,
             input_ids=ids.to(self.device),
             attention_mask=mask.to(self.device),
             position_ids=positions.to(self.device),
             logits_to_keep=keep,
             use_cache=False,
         )
-        return _selected_logprobs(out.logits, keep, token_ids)
+        logp = _selected_logprobs(out.logits, keep, token_ids)
+        return (logp, h) if hidden else logp
 
     @torch.inference_mode()
     def prefix_state(self, ids: Sequence[int], parent: PrefixState | None = None) -> PrefixState:
@@ -181,8 +221,9 @@ class TorchBackend:
 
     @torch.inference_mode()
     def token_logprobs_after(
-        self, prefix: PrefixState, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int]
-    ) -> torch.Tensor:
+        self, prefix: PrefixState, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int],
+        hidden: bool = False,
+    ) -> Any:
         """:meth:`token_logprobs` for rows ``prefix + suffix`` given only the suffixes.
 
         The suffixes are left-padded like any batch; the attention mask is explicit over
@@ -193,7 +234,8 @@ class TorchBackend:
         ids, mask, positions = left_pad(batch, self.pad_token_id)
         rows = ids.shape[0]
         full_mask = torch.cat([torch.ones((rows, prefix.length), dtype=torch.long), mask], dim=1)
-        out = self.model(
+        out, h = self._forward(
+            hidden,
             input_ids=ids.to(self.device),
             attention_mask=full_mask.to(self.device),
             position_ids=(positions + prefix.length).to(self.device),
@@ -201,7 +243,8 @@ class TorchBackend:
             use_cache=True,
             **{self._cache_arg: _make_cache(prefix.kv, rows)},
         )
-        return _selected_logprobs(out.logits, keep, token_ids)
+        logp = _selected_logprobs(out.logits, keep, token_ids)
+        return (logp, h) if hidden else logp
 
     @torch.inference_mode()
     def generate(
