@@ -48,6 +48,10 @@ class TrainConfig(LoraSettings):
     log_every: int = 5
     threads: int | None = None
     device: str | None = None
+    #: bf16 mixed precision (autocast); None: on a bf16-capable GPU only.
+    bf16: bool | None = None
+    #: Stop training after this many seconds of steps (None: no time limit).
+    max_seconds: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -200,7 +204,7 @@ def train(
         seed=config.seed,
         report_to=[],
         use_cpu=not on_gpu,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        bf16=config.bf16 if config.bf16 is not None else on_gpu and torch.cuda.is_bf16_supported(),
         dataloader_num_workers=0,
         max_length=config.max_length + 8,
         completion_only_loss=False,
@@ -220,15 +224,29 @@ def train(
                 if self.trainer is not None:
                     self.trainer.log({k: v for k, v in metrics.items() if k != "step"})
 
+    class TimeBudget(TrainerCallback):
+        started: float = 0.0
+        stopped = False
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.started = time.time()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if config.max_seconds is not None and time.time() - self.started >= config.max_seconds:
+                self.stopped = control.should_training_stop = True
+
     class JudgeSFTTrainer(SFTTrainer):  # type: ignore[misc]
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
-            loss = target_only_loss(model, inputs)
+            # Accelerate applies mixed precision by wrapping model.forward, which the
+            # target-only loss bypasses; without this context bf16 runs would compute in fp32.
+            with self.accelerator.autocast():
+                loss = target_only_loss(model, inputs)
             return (loss, None) if return_outputs else loss
 
-    callback = DevAccuracy()
+    callback, budget = DevAccuracy(), TimeBudget()
     trainer = JudgeSFTTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
-                         callbacks=[callback])
+                         callbacks=[callback, budget])
     callback.trainer = trainer
     before = _dev_accuracy(model, tokenizer, dev_examples, dev_labels, config.max_length, loaded.device) if dev_examples else {}
     started = time.time()
@@ -250,6 +268,8 @@ def train(
         "seconds": elapsed,
         "tokens_per_second": tokens * config.epochs / elapsed if elapsed > 0 and config.max_steps < 0 else None,
         "train_loss": result.training_loss,
+        "bf16": bool(args.bf16),
+        "stopped_by_time": budget.stopped,
         "first_losses": losses[:3],
         "last_losses": losses[-3:],
         "dev_before": before,
