@@ -132,6 +132,7 @@ class _RowRun:
         self.judge: Any = None
         self.bar: Any = None  # made at the first judged batch, so a refused resume prints only its error
         self.ok = self.bad = self.skipped = 0
+        self.heads = 0  # verdicts a trained verdict head took part in (Verdict.head set)
         self.started = time.perf_counter()
 
     def judge_all(self, source: Any) -> None:
@@ -187,6 +188,8 @@ class _RowRun:
                 if hasattr(v, "score"):
                     records.append(row.record({"flame_reward": v.to_dict()}))
                     self.ok += 1
+                    if getattr(v, "head", None) is not None:
+                        self.heads += 1
                 else:
                     records.append(row.record({"error": v if isinstance(v, str) else v.to_dict()["error"]}))
                     self.bad += 1
@@ -247,7 +250,8 @@ class _RowRun:
                   file=sys.stderr)
             return
         print(f"{name}: {self.ok} rows judged, {self.bad} rows with errors (kept in the output with 'error'), "
-              f"{self.ok + self.bad} in total{resumed}, {elapsed:.1f}s", file=sys.stderr)
+              f"{self.ok + self.bad} in total{resumed}, {self.heads} of {self.ok} verdicts by a trained head, "
+              f"{elapsed:.1f}s", file=sys.stderr)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

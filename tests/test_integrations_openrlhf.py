@@ -97,7 +97,7 @@ def test_openrlhf_fetch_gets_the_in_process_reward(tokenizer, tiny_dir_judge):
         normalized = _fetch_http(f"{url}/t/s3cret/get_reward?normalize=true", [query], [prompt], [None])
     assert reply["rewards"] == pytest.approx([want.score], abs=1e-6)
     assert reply["scores"] == pytest.approx([(want.score - 1) / 4], abs=1e-6)
-    assert reply["extra_logs"] == {"flame_invalid": [0.0], "flame_truncated": [0.0]}
+    assert reply["extra_logs"] == {"flame_invalid": [0.0], "flame_truncated": [0.0], "flame_head": [0.0]}
     assert reply["errors"] == [None]
     assert normalized["rewards"] == pytest.approx([(want.score - 1) / 4], abs=1e-6)
 

@@ -62,7 +62,7 @@ def _same_output(ray_rows: list[dict], local_rows: list[dict], tolerance: float)
         assert ("flame_reward" in got) == ("flame_reward" in want)
         if "flame_reward" in got:
             g, w = got["flame_reward"], want["flame_reward"]
-            assert g["label"] == w["label"] and g["truncated"] == w["truncated"]
+            assert g["label"] == w["label"] and g["truncated"] == w["truncated"] and g["head"] == w["head"]
             worst = max(worst, abs(g["score"] - w["score"]),
                         *(abs(g["distribution"][k] - w["distribution"][k]) for k in w["distribution"]))
     assert worst <= tolerance

@@ -28,8 +28,8 @@ from verl.experimental.reward_loop.reward_manager.limited import RateLimitedRewa
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager  # noqa: E402
 from verl.trainer.ppo.reward import get_custom_reward_fn  # noqa: E402
 
-KEYS_POINTWISE = {"score", "rating", "truncated", "error"}
-KEYS_REFERENCE = {"score", "p_better", "truncated", "error"}
+KEYS_POINTWISE = {"score", "rating", "truncated", "head", "error"}
+KEYS_REFERENCE = {"score", "p_better", "truncated", "head", "error"}
 
 
 def sample(tokenizer, response: str, ground_truth: str = "", extra_info: dict | None = None) -> DataProto:

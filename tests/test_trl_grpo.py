@@ -79,6 +79,9 @@ def test_grpo_group_mode_two_steps(tokenizer, policy):
     logs = trainer.state.log_history[0]
     assert logs["rewards/flame_group_winrate/mean"] == pytest.approx(0.5, abs=1e-6)
     assert logs["flame_group_winrate/judge_forwards"] >= 1 and logs["flame_group_winrate/judge_tokens"] > 0
+    # the raw judge has no verdict heads: TRL's logs say none took part
+    assert logs["flame_group_winrate/judge_head_share"] == 0.0
+    assert logs["flame_group_winrate/judge_head_verdicts"] == 0
 
 
 def test_rloo_pointwise_conversational_two_steps(tokenizer, policy):
@@ -129,3 +132,26 @@ def test_grpo_async_twins_share_one_judge(tokenizer, policy):
         assert row["rewards/flame_group_winrate/mean"] == pytest.approx(0.5, abs=1e-6)
     spent = judge.scorer.cost.snapshot()["judgments"]
     assert point.total_cost["judgments"] + group.total_cost["judgments"] == spent
+
+
+def test_grpo_logs_say_a_trained_head_took_part(tokenizer, policy):
+    """Through GRPO's own ``log_metric``: every verdict under a head's exact criteria is a
+    head verdict (share 1.0); the same judge under other criteria gives the raw model's (0.0)."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from tests.head_helpers import CLARITY, headed_judge
+
+    judge = headed_judge(tokenizer)
+    on = flame_pointwise_reward(judge, criteria=CLARITY, name="on_route")
+    off = flame_pointwise_reward(judge, criteria="Rate the response.", name="off_route")
+    args = GRPOConfig(output_dir="/tmp/flame_trl_test_grpo_heads", per_device_train_batch_size=4, num_generations=2,
+                      **COMMON)
+    trainer = GRPOTrainer(model=policy, reward_funcs=[on, off], args=args, processing_class=tokenizer,
+                          train_dataset=Dataset.from_list([{"prompt": p} for p in PROMPTS]))
+    trainer.train()
+    rows = [r for r in trainer.state.log_history if "on_route/judge_head_share" in r]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["on_route/judge_head_share"] == 1.0 and row["on_route/judge_head_verdicts"] == 4
+        assert row["off_route/judge_head_share"] == 0.0 and row["off_route/judge_head_verdicts"] == 0

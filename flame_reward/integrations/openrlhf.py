@@ -22,7 +22,9 @@ Modes:
 The reply's ``scores`` (OpenRLHF's dynamic-filtering value) are always in [0, 1]: the
 normalised rating or the win probability. ``extra_logs`` holds one number per sample
 (OpenRLHF logs them as metrics): ``flame_invalid`` (1 when the sample got the floor) and
-``flame_truncated`` (1 when the judge had to shorten a response). The reply's ``errors``
+``flame_truncated`` (1 when the judge had to shorten a response) and ``flame_head`` (1 when
+a trained verdict head took part in the sample's verdict, 0 for the raw model's verdict or
+a floored sample; OpenRLHF's mean of it is the share of head verdicts). The reply's ``errors``
 gives the reason per sample (``null`` when judged); OpenRLHF ignores it.
 """
 
@@ -275,6 +277,7 @@ def make_reply(spec: RewardSpec, n: int, slots: Sequence[int], results: Sequence
     scores = [0.0] * n
     invalid = [1.0] * n
     truncated = [0.0] * n
+    head = [0.0] * n
     reasons: list[str | None] = [None] * n
     for i, reason in errors.items():
         reasons[i] = reason
@@ -285,8 +288,10 @@ def make_reply(spec: RewardSpec, n: int, slots: Sequence[int], results: Sequence
         rewards[i], scores[i] = spec.reward(result)
         invalid[i] = 0.0
         truncated[i] = 1.0 if result.truncated else 0.0
+        head[i] = 1.0 if result.head is not None else 0.0
     return {"rewards": rewards, "scores": scores,
-            "extra_logs": {"flame_invalid": invalid, "flame_truncated": truncated}, "errors": reasons}
+            "extra_logs": {"flame_invalid": invalid, "flame_truncated": truncated, "flame_head": head},
+            "errors": reasons}
 
 
 __all__ = ["MARKUP", "MODES", "RewardSpec", "build_examples", "clean_response", "make_reply", "parse_options",

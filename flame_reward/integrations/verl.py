@@ -26,7 +26,8 @@ the dataset preparation and config::
 
 The return value is a dict with the same keys for every sample of a run (verl stacks
 them per key): ``score`` (the reward), ``truncated`` (1.0 when the judge shortened the
-response), ``error`` (``""``, or why the sample got ``invalid_reward``), and ``rating``
+response), ``head`` (1.0 when a trained verdict head took part in the verdict, 0.0 for the
+raw model's), ``error`` (``""``, or why the sample got ``invalid_reward``), and ``rating``
 (pointwise: the expected rating) or ``p_better`` (reference: the win probability). A
 sample the judge cannot read (empty response, no prompt in ``extra_info``, no reference)
 scores the mode's floor with the reason in ``error``; it never raises. A bad setting in
@@ -118,9 +119,10 @@ def _example(spec: RewardSpec, solution_str: Any, ground_truth: Any, extra_info:
     return ex
 
 
-def _result(spec: RewardSpec, score: float, value: float, truncated: float, error: str) -> dict[str, Any]:
+def _result(spec: RewardSpec, score: float, value: float, truncated: float, error: str,
+            head: float = 0.0) -> dict[str, Any]:
     key = "rating" if spec.mode == "pointwise" else "p_better"
-    return {"score": float(score), key: float(value), "truncated": truncated, "error": error}
+    return {"score": float(score), key: float(value), "truncated": truncated, "head": head, "error": error}
 
 
 def _invalid(spec: RewardSpec, error: str) -> dict[str, Any]:
@@ -140,7 +142,7 @@ async def compute_score(data_source: Any = None, solution_str: Any = None, groun
         **reward_kwargs: the config's ``reward_kwargs`` (mode, scale, target, ...).
 
     Returns:
-        ``{"score", "rating" | "p_better", "truncated", "error"}``, the same keys for every sample.
+        ``{"score", "rating" | "p_better", "truncated", "head", "error"}``, the same keys for every sample.
     """
     spec, source, prompt_key = _setup(reward_kwargs)
     try:
@@ -151,7 +153,8 @@ async def compute_score(data_source: Any = None, solution_str: Any = None, groun
     if isinstance(result, ItemError):
         return _invalid(spec, f"{result.field}: {result.message}")
     reward, _ = spec.reward(result)
-    return _result(spec, reward, result.score, 1.0 if result.truncated else 0.0, "")
+    return _result(spec, reward, result.score, 1.0 if result.truncated else 0.0, "",
+                   1.0 if result.head is not None else 0.0)
 
 
 __all__ = ["compute_score", "prompt_text"]

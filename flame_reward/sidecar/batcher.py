@@ -507,6 +507,7 @@ class MicroBatcher:
         self.metrics.observe("batch_items", len(examples), BATCH_BUCKETS)
         errors = 0
         cursor = 0
+        heads: dict[str, int] = {}
         for job, start, end in pieces:
             for local in range(start, end):
                 r = results[cursor]
@@ -514,10 +515,20 @@ class MicroBatcher:
                 if isinstance(r, ItemError):
                     errors += 1
                     r = ItemError(local, r.field, r.message)
+                elif getattr(r, "head", None) is not None:
+                    heads[r.head] = heads.get(r.head, 0) + 1
                 job.results.append(r)
         if errors:
             self.metrics.inc("item_errors_total", errors, task=task)
+        # Verdicts split by whether a trained head took part, so an operator sees how much of
+        # the traffic falls on the routes the heads were trained for.
+        for name, count in heads.items():
+            self.metrics.inc("head_verdicts_total", count, task=task, head=name)
+        raw = len(examples) - errors - sum(heads.values())
+        if raw:
+            self.metrics.inc("raw_verdicts_total", raw, task=task)
         event("batch", task=task, requests=len(pieces), batch_size=len(examples), item_errors=errors,
+              head_verdicts=sum(heads.values()),
               latency_ms=round(seconds * 1000, 2),
               max_queue_ms=round(max(j.started - j.enqueued for j, _, _ in pieces) * 1000, 2))
 

@@ -32,7 +32,8 @@ def result_from_json(data: Mapping[str, Any], index: int = 0) -> Verdict | ItemE
     return Verdict(task=str(data["task"]), label=str(data["label"]), score=float(data["score"]),
                    distribution={str(k): float(v) for k, v in data["distribution"].items()},
                    orders=tuple({str(k): float(v) for k, v in o.items()} for o in data.get("orders", ())),
-                   tokens=int(data.get("tokens", 0)), truncated=tuple(data.get("truncated", ())))
+                   tokens=int(data.get("tokens", 0)), truncated=tuple(data.get("truncated", ())),
+                   head=None if data.get("head") is None else str(data["head"]))
 
 
 def check_task(name: str) -> str:

@@ -91,6 +91,9 @@ class Metrics:
         "requests_total": ("counter", "RPCs answered, by method and status code."),
         "items_total": ("counter", "Items judged, by task type."),
         "item_errors_total": ("counter", "Items answered with a per-item error, by task type."),
+        "head_verdicts_total": ("counter", "Verdicts a trained verdict head took part in, by task type and head "
+                                           "(route name)."),
+        "raw_verdicts_total": ("counter", "Verdicts of the raw model (no trained head took part), by task type."),
         "batches_total": ("counter", "Calls into the scoring core (one per micro-batch and task type)."),
         "dropped_total": ("counter", "Requests whose unjudged work was dropped, by reason (deadline, cancelled)."),
         "rejected_total": ("counter", "Requests refused, by reason (queue_full, too_large, inflight_bytes, "

@@ -9,7 +9,8 @@ Shared by the server and the clients so both sides agree on one mapping:
   (plugin options, ill-typed values) to ``Options.extra`` as JSON, so the server's task
   validation reports it exactly as the in-process judge would;
 * a :class:`Verdict` keeps its label order (distributions are repeated label/probability
-  pairs, not maps) and its floats exactly (``double``).
+  pairs, not maps) and its floats exactly (``double``); ``head`` (the trained verdict head
+  that took part) is unset for a raw verdict, so ``None`` survives the trip.
 
 Imports only protobuf and light library modules (no torch), so clients stay light.
 """
@@ -199,7 +200,7 @@ def verdict_to_proto(v: Verdict) -> pb.Verdict:
     return pb.Verdict(
         task=v.task, label=v.label, score=float(v.score), distribution=_probs(v.distribution),
         orders=[pb.Distribution(probabilities=_probs(d)) for d in v.orders],
-        tokens=int(v.tokens), truncated=list(v.truncated),
+        tokens=int(v.tokens), truncated=list(v.truncated), head=v.head,
     )
 
 
@@ -208,7 +209,7 @@ def verdict_from_proto(m: pb.Verdict) -> Verdict:
         task=m.task, label=m.label, score=m.score,
         distribution={p.label: p.probability for p in m.distribution},
         orders=tuple({p.label: p.probability for p in d.probabilities} for d in m.orders),
-        tokens=m.tokens, truncated=tuple(m.truncated),
+        tokens=m.tokens, truncated=tuple(m.truncated), head=m.head if m.HasField("head") else None,
     )
 
 

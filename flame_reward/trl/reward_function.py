@@ -100,7 +100,7 @@ class FlameRewardFunction:
         self.__name__ = name or f"flame_{mode}{suffix}"
         #: Cost of the last call and running totals: judgments, forwards, tokens (and, from a
         #: core with prefix sharing, prefix_forwards and reused_tokens), seconds, completions,
-        #: invalid, truncated.
+        #: invalid, truncated, verdicts, and head_verdicts (verdicts a trained head took part in).
         self.last_cost: dict[str, float] = {}
         self.total_cost: dict[str, float] = {}
         #: ``(index, "field: reason")`` for each completion scored invalid in the last call.
@@ -243,15 +243,20 @@ class FlameRewardFunction:
         available = self.holder.counters()
         keys = [k for k in COUNTERS if k in available] if available is not None else ["judgments", "tokens"]
         cost: dict[str, float] = {key: self.holder.spent.get(key, 0.0) for key in keys}
+        heads = sum(1 for v in verdicts if v.head is not None)
         cost.update(seconds=seconds, completions=float(n), invalid=float(n_invalid),
-                    truncated=float(sum(1 for v in verdicts if v.truncated)))
+                    truncated=float(sum(1 for v in verdicts if v.truncated)), verdicts=float(len(verdicts)),
+                    head_verdicts=float(heads))
         self.last_cost = cost
         for key, value in cost.items():
             self.total_cost[key] = self.total_cost.get(key, 0.0) + value
         if log_metric is not None:
-            for key in (*COUNTERS, "seconds", "invalid", "truncated"):
+            for key in (*COUNTERS, "seconds", "invalid", "truncated", "head_verdicts"):
                 if key in cost:
                     log_metric(f"{self.__name__}/judge_{key}", cost[key])
+            # The share, not only the count, so runs with different batch sizes compare: 1.0
+            # means every verdict of the call came through a trained head, 0.0 none.
+            log_metric(f"{self.__name__}/judge_head_share", heads / len(verdicts) if verdicts else 0.0)
 
     def __repr__(self) -> str:
         return f"FlameRewardFunction(name={self.__name__!r}, mode={self.mode!r}, judge={self.holder!r})"

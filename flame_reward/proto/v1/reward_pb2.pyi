@@ -206,7 +206,7 @@ class ItemResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
 
 class Verdict(_message.Message):
-    __slots__ = ("task", "label", "score", "distribution", "orders", "tokens", "truncated")
+    __slots__ = ("task", "label", "score", "distribution", "orders", "tokens", "truncated", "head")
     TASK_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +214,7 @@ class Verdict(_message.Message):
     ORDERS_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
     task: str
     label: str
     score: float
@@ -221,7 +222,8 @@ class Verdict(_message.Message):
     orders: _containers.RepeatedCompositeFieldContainer[Distribution]
     tokens: int
     truncated: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, task: _Optional[str] = ..., label: _Optional[str] = ..., score: _Optional[float] = ..., distribution: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., orders: _Optional[_Iterable[_Union[Distribution, _Mapping]]] = ..., tokens: _Optional[int] = ..., truncated: _Optional[_Iterable[str]] = ...) -> None: ...
+    head: str
+    def __init__(self, task: _Optional[str] = ..., label: _Optional[str] = ..., score: _Optional[float] = ..., distribution: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., orders: _Optional[_Iterable[_Union[Distribution, _Mapping]]] = ..., tokens: _Optional[int] = ..., truncated: _Optional[_Iterable[str]] = ..., head: _Optional[str] = ...) -> None: ...
 
 class Distribution(_message.Message):
     __slots__ = ("probabilities",)
