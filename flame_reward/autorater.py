@@ -69,9 +69,10 @@ class Autorater:
 
         loaded = load_model(model, adapter=adapter, device=device, dtype=dtype, revision=revision)
         scorer = Scorer(TorchBackend(loaded, threads=threads), loaded.tokenizer,
-                        batch_size=batch_size, max_length=max_length)
+                        batch_size=batch_size, max_length=max_length, heads=loaded.heads)
         info = {"model": loaded.name, "path": loaded.path, "device": loaded.device, "dtype": loaded.dtype,
-                "adapter": loaded.adapter, "adapter_sha256": loaded.adapter_sha256, "backend": backend}
+                "adapter": loaded.adapter, "adapter_sha256": loaded.adapter_sha256, "backend": backend,
+                "heads": [r.name for r in loaded.heads.routes] if loaded.heads else None}
         return cls(scorer, model_name=loaded.name, info=info)
 
     @classmethod
@@ -99,12 +100,14 @@ class Autorater:
             path = str(cached_export(model, adapter=adapter, quantize=quantize, revision=revision))
             onnx_adapter = "auto"  # the cached export merged exactly what was asked for
         backend = OnnxBackend(path, quantize=quantize, threads=threads, device=device, adapter=onnx_adapter)
-        scorer = Scorer(backend, backend.tokenizer, batch_size=batch_size, max_length=max_length)
+        heads = _onnx_heads(model, adapter, backend)
+        scorer = Scorer(backend, backend.tokenizer, batch_size=batch_size, max_length=max_length, heads=heads)
         manifest = backend.manifest
         info = {"model": manifest.get("model"), "path": path, "device": backend.device,
                 "dtype": backend.precision if backend.precision == "int8" else "float32",
                 "adapter": manifest.get("adapter"), "adapter_sha256": manifest.get("adapter_sha256"),
-                "backend": "onnx", "quantize": quantize, "providers": backend.providers}
+                "backend": "onnx", "quantize": quantize, "providers": backend.providers,
+                "heads": [r.name for r in heads.routes] if heads else None}
         return cls(scorer, model_name=str(manifest.get("model")), info=info)
 
     # -- generic --------------------------------------------------------------------------
@@ -219,6 +222,33 @@ class Autorater:
 
     def __repr__(self) -> str:
         return f"Autorater(model={self.model_name!r}, device={self.info.get('device')!r})"
+
+
+def _onnx_heads(model: str | None, adapter: str | None, backend: Any) -> Any:
+    """The verdict heads to use over an ONNX graph: a head set is never merged into the
+    graph (its weights stay the raw model's), so it rides beside it, read from the graph's
+    hidden-state output."""
+    import logging
+
+    from flame_reward.models.heads import is_head_dir, load_heads
+    from flame_reward.models.loading import resolve_adapter
+
+    # An export directory says which model it holds; the embedded default's heads fit only it.
+    resolved = resolve_adapter(backend.manifest.get("model") if is_onnx_model(model) else model, adapter)
+    if not resolved or not is_head_dir(resolved):
+        return None
+    if not getattr(backend, "supports_hidden", False):
+        logging.getLogger(__name__).warning(
+            "verdict heads %s are not applied: this ONNX export has no hidden-state output "
+            "(re-export it); verdicts are the raw model's", resolved)
+        return None
+    return load_heads(resolved)
+
+
+def is_onnx_model(model: str | None) -> bool:
+    from flame_reward.models.onnx_format import is_onnx_dir
+
+    return is_onnx_dir(model)
 
 
 def _as_examples(items: Sequence[Any], names: tuple[str, ...], options: Mapping[str, Any]) -> list[dict[str, Any]]:

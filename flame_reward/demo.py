@@ -48,18 +48,46 @@ def run_demo(args: argparse.Namespace) -> int:
     total = pairwise_metrics(all_verdicts, all_labels)
     elapsed = time.perf_counter() - started
     rows.append(("all", total, elapsed))
-    header = f"{'set':<22}{'pairs':>6}{'accuracy':>10}{'acc(AB)':>9}{'acc(BA)':>9}{'consistent':>12}{'picks 1st':>11}{'sec':>7}"
+    raw_acc = {name: raw_accuracy(vs, ls) for name, vs, ls in _by_set(rows, chosen, all_verdicts, all_labels)}
+    heads = {name: sum(1 for v in vs if getattr(v, "head", None)) for name, vs, _ in
+             _by_set(rows, chosen, all_verdicts, all_labels)}
+    header = (f"{'set':<22}{'pairs':>6}{'raw acc':>9}{'accuracy':>10}{'acc(AB)':>9}{'acc(BA)':>9}{'consistent':>12}"
+              f"{'picks 1st':>11}{'head':>6}{'sec':>7}")
     print(header)
     print("-" * len(header))
     for name, m, secs in rows:
-        print(f"{name:<22}{m.pairs:>6}{m.accuracy:>10.3f}{m.accuracy_first_order:>9.3f}{m.accuracy_second_order:>9.3f}"
-              f"{m.position_consistency:>12.3f}{m.prefers_first_position:>11.3f}{secs:>7.0f}")
-    print(f"\naccuracy = debiased P(human-preferred response) > 0.5 over both presentation orders; "
-          f"consistent = same preference in both orders. {len(all_verdicts)} pairs, "
+        print(f"{name:<22}{m.pairs:>6}{raw_acc[name]:>9.3f}{m.accuracy:>10.3f}{m.accuracy_first_order:>9.3f}"
+              f"{m.accuracy_second_order:>9.3f}{m.position_consistency:>12.3f}{m.prefers_first_position:>11.3f}"
+              f"{heads[name]:>6}{secs:>7.0f}")
+    print(f"\naccuracy = debiased P(human-preferred response) > 0.5 over both presentation orders (raw acc: "
+          f"the raw model's verdict from the same forward pass, no trained head); consistent = same preference "
+          f"in both orders; head = verdicts a trained head took part in. {len(all_verdicts)} pairs, "
           f"{len(all_verdicts) / elapsed:.2f} pairs/s, judge={judge.model_name}"
           f"{' + ' + str(judge.info['adapter']) if judge.info.get('adapter') else ''}.")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"judge": judge.info, "split": args.split, "seed": args.seed,
-                       "sets": {name: {**m.to_dict(), "seconds": secs} for name, m, secs in rows}}, fh, indent=2)
+                       "sets": {name: {**m.to_dict(), "raw_accuracy": raw_acc[name], "head_verdicts": heads[name],
+                                       "seconds": secs} for name, m, secs in rows}}, fh, indent=2)
     return 0
+
+
+def _by_set(rows: list[Any], chosen: dict[str, list[Any]], verdicts: list[Any],
+            labels: list[str]) -> list[tuple[str, list[Any], list[str]]]:
+    """Each set's verdicts and labels (in the order judged), then all of them as ``all``."""
+    out, at = [], 0
+    for name, records in chosen.items():
+        out.append((name, verdicts[at:at + len(records)], labels[at:at + len(records)]))
+        at += len(records)
+    return [*out, ("all", verdicts, labels)]
+
+
+def raw_accuracy(verdicts: list[Any], labels: list[str]) -> float:
+    """Accuracy of the raw model's debiased verdict: ``raw_score`` where a head took part."""
+    points = []
+    for v, label in zip(verdicts, labels):
+        if label == "tie" or not hasattr(v, "score"):
+            continue
+        p = v.raw_score if v.raw_score is not None else v.score
+        points.append(0.5 if p == 0.5 else float((p > 0.5) == (label == "A")))
+    return sum(points) / len(points) if points else float("nan")

@@ -28,6 +28,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "flame_reward.data.formats",
     "flame_reward.data.sets",
     "flame_reward.train.command",
+    "flame_reward.train.heads_command",
     "flame_reward.eval.command",
     "flame_reward.rerank.command",
     "flame_reward.sidecar.command",

@@ -19,7 +19,9 @@ class Verdict:
     ``score`` is the task's number: P(A better) for pairwise, the expected rating for
     pointwise, P(first label) for classification.
     ``head`` names the trained verdict head (route) that took part, or is ``None`` when
-    the verdict is the raw model's (:mod:`flame_reward.models.heads`).
+    the verdict is the raw model's (:mod:`flame_reward.models.heads`); ``raw_score`` is
+    then the raw model's score from the same forward pass (``None`` when no head took part:
+    ``score`` is the raw model's).
     """
 
     task: str
@@ -30,6 +32,7 @@ class Verdict:
     tokens: int = 0
     truncated: tuple[str, ...] = ()
     head: str | None = None
+    raw_score: float | None = None
 
     @property
     def consistent(self) -> bool | None:

@@ -56,6 +56,7 @@ class _Request:
     head: Head | None = None
     logp: list[float] = field(default_factory=list)
     hidden: Any = None
+    raw_logp: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -145,13 +146,16 @@ class Scorer:
                 results.append(item)
                 continue
             _, example, labels, encs = item
-            dists = []
+            dists, raws = [], []
             head = requests[cursor].head
             for _ in encs:
                 dists.append(_normalise(labels, requests[cursor].logp))
+                if head is not None:
+                    raws.append(_normalise(labels, requests[cursor].raw_logp))
                 cursor += 1
             combined = _combine(task_type, labels, dists)
             summary = task_type.summarize(combined, example)
+            raw_score = task_type.summarize(_combine(task_type, labels, raws), example).score if raws else None
             self.cost.judgments += 1
             results.append(
                 Verdict(
@@ -163,6 +167,7 @@ class Scorer:
                     tokens=sum(len(e.ids) for e in encs),
                     truncated=_truncated_fields(task_type, encs),
                     head=head.route.name if head is not None else None,
+                    raw_score=raw_score,
                 )
             )
         return results
@@ -327,6 +332,7 @@ class Scorer:
         self._score_continuations(requests)
         for r in requests:
             if r.head is not None:
+                r.raw_logp = r.logp
                 r.logp = [lp + d for lp, d in zip(r.logp, r.head.delta(r.hidden))]
 
     def _score_continuations(self, requests: list[_Request]) -> None:

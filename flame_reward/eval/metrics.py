@@ -89,3 +89,36 @@ def pairwise_metrics(
                 m.subsets[name] = {"pairs": sub.pairs, "accuracy": sub.accuracy,
                                    "position_consistency": sub.position_consistency}
     return m
+
+
+def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b (ties in either variable accounted for), as SummEval reports it."""
+    n = len(x)
+    if n != len(y):
+        raise ValueError(f"{n} values against {len(y)}")
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif (dx > 0) == (dy > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    denom = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
+    return (concordant - discordant) / denom if denom else float("nan")
+
+
+def proportion_interval(p: float, n: int, z: float = 1.96) -> float:
+    """Half-width of the normal 95% interval of a proportion ``p`` measured on ``n`` items."""
+    return z * (p * (1 - p) / n) ** 0.5 if n else float("nan")
+
+
+def tau_interval(n: int, z: float = 1.96) -> float:
+    """Half-width of the 95% interval of Kendall's tau under independence (``sqrt(2(2n+5)/(9n(n-1)))``)."""
+    return z * (2 * (2 * n + 5) / (9 * n * (n - 1))) ** 0.5 if n > 1 else float("nan")

@@ -159,6 +159,7 @@ def summarize_source(source: PairSource, verdicts: Sequence[Verdict | ItemError]
         "prefers_first_position": m.prefers_first_position,
         "tie_agreement": m.tie_agreement,
         "truncated_pairs": truncated,
+        "head_verdicts": sum(1 for _, v in ok if v.head is not None),
         "subsets": subsets,
         "rewardbench": rb,
         "bad_rows": [{"source": b.source, "row": b.row, "error": b.error} for b in sorted(bad, key=_bad_key)],
@@ -184,7 +185,8 @@ def verdict_rows(source: PairSource, verdicts: Sequence[Verdict | ItemError]) ->
             row["error"] = f"{v.field}: {v.message}"
         else:
             row.update({"verdict": v.label, "score": v.score, "orders": list(v.orders),
-                        "consistent": v.consistent, "truncated": list(v.truncated), "tokens": v.tokens})
+                        "consistent": v.consistent, "truncated": list(v.truncated), "tokens": v.tokens,
+                        "head": v.head})
         rows.append(row)
     return rows
 

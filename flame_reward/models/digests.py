@@ -16,8 +16,9 @@ def sha256_file(path: Path) -> str:
 
 
 def adapter_sha256(path: Path) -> str:
-    """One digest over a PEFT adapter's weight files (``adapter_model.*``), in name order."""
+    """One digest over an adapter's weight files, in name order: a PEFT LoRA's
+    ``adapter_model.*``, or a verdict head set's ``heads.json`` and ``heads.safetensors``."""
     digest = hashlib.sha256()
-    for f in sorted(path.glob("adapter_model.*")):
+    for f in sorted([*path.glob("adapter_model.*"), *path.glob("heads.json"), *path.glob("heads.safetensors")]):
         digest.update(f.read_bytes())
     return digest.hexdigest()

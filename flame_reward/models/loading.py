@@ -18,6 +18,7 @@ from typing import Any
 from flame_reward.errors import ModelLoadError
 from flame_reward.models.digests import adapter_sha256
 from flame_reward.models.embedded import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_model_dir
+from flame_reward.models.heads import is_head_dir, load_heads
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class LoadedModel:
     dtype: str
     adapter: str | None = None
     adapter_sha256: str | None = None
+    #: Trained verdict heads (:mod:`flame_reward.models.heads`) when the adapter is a head set.
+    heads: Any = None
 
 
 def default_device() -> str:
@@ -70,7 +73,8 @@ def is_embedded(model: str | None) -> bool:
     return model is None or model in EMBEDDED_ALIASES
 
 
-#: LoRA adapters that ship inside the package, applied automatically to their base model.
+#: Judges that ship inside the package, applied automatically to their base model: the
+#: embedded default's verdict heads (a head set; a PEFT LoRA directory works the same way).
 PACKAGED_ADAPTERS = {EMBEDDED_NAME: "smollm2-135m-flame-rm"}
 
 
@@ -79,7 +83,7 @@ def packaged_adapter_dir(model: str | None) -> Path | None:
     if not is_embedded(model):
         return None
     path = Path(__file__).resolve().parent.parent / "adapters" / PACKAGED_ADAPTERS[EMBEDDED_NAME]
-    return path if (path / "adapter_config.json").is_file() else None
+    return path if (path / "adapter_config.json").is_file() or is_head_dir(path) else None
 
 
 def resolve_adapter(model: str | None, adapter: str | None) -> str | None:
@@ -106,8 +110,9 @@ def load_model(
 
     ``model`` is a local directory, a Hugging Face id, or ``None``/``"embedded"`` for the
     embedded default. ``adapter`` is a PEFT LoRA directory applied on top (merged into the
-    weights by default: scoring then costs the same as the base model); ``"auto"`` picks
-    the adapter shipped for the embedded default when there is one (see
+    weights by default: scoring then costs the same as the base model) or a verdict head
+    set (``heads.json``; the weights stay the raw model's and the heads ride in
+    ``LoadedModel.heads``); ``"auto"`` picks what ships for the embedded default (see
     :func:`resolve_adapter`), ``None`` the raw model.
     """
     import torch
@@ -143,11 +148,19 @@ def load_model(
     except ValueError as exc:
         raise ModelLoadError(f"{name!r} is not a causal language model transformers can load: {exc}") from exc
     adapter_hash = None
+    heads = None
     adapter = resolve_adapter(model, adapter)
-    if adapter:
+    if adapter and is_head_dir(adapter) and not (Path(adapter).expanduser() / "adapter_config.json").is_file():
+        heads = load_heads(adapter, hidden_size=getattr(lm.get_output_embeddings(), "in_features", None))
+        if heads.base_model and heads.base_model not in (name, Path(path).name) and not (
+                is_embedded(model) and heads.base_model in EMBEDDED_ALIASES):
+            raise ModelLoadError(f"head set {adapter!r} was trained on {heads.base_model!r}, not on {name!r}")
+        adapter_hash = adapter_sha256(Path(adapter).expanduser())
+    elif adapter:
         apath = Path(adapter).expanduser()
         if not (apath / "adapter_config.json").is_file():
-            raise ModelLoadError(f"adapter directory {adapter!r} has no adapter_config.json")
+            raise ModelLoadError(f"adapter directory {adapter!r} has no adapter_config.json (a PEFT LoRA) "
+                                 f"or heads.json (verdict heads)")
         from peft import PeftModel
 
         try:
@@ -162,4 +175,4 @@ def load_model(
         tokenizer.pad_token = tokenizer.eos_token
     lm.to(device)
     lm.eval()
-    return LoadedModel(lm, tokenizer, name, path, device, dtype_name, adapter, adapter_hash)
+    return LoadedModel(lm, tokenizer, name, path, device, dtype_name, adapter, adapter_hash, heads)

@@ -65,7 +65,17 @@ def judge_fingerprint(judge: Any) -> str | None:
         "adapter_sha256": info.get("adapter_sha256"),
         "dtype": info.get("dtype"),
         "max_length": getattr(scorer, "max_length", None),
+        # Verdict heads change the verdicts on their routes without changing the weights.
+        "heads": _heads_identity(getattr(scorer, "heads", None)),
     })
+
+
+def _heads_identity(heads: Any) -> Any:
+    if heads is None:
+        return None
+    return {"name": heads.name, "path": heads.path,
+            "routes": [r.to_dict() for r in heads.routes],
+            "weights": [float(h.weight.double().abs().sum()) + float(h.bias.double().abs().sum()) for h in heads.heads]}
 
 
 class VerdictCache:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from flame_reward.errors import InvalidInput
+from flame_reward.eval.metrics import kendall_tau_b
 
 HH_SETS = ("hh-helpful", "hh-harmless")
 GENERAL_SETS = ("pandalm", "auto-j", "llmbar")
@@ -121,29 +122,6 @@ def dev_data(limit_per_set: int | None) -> dict[str, dict[str, Any]]:
 
 
 # --- metrics -------------------------------------------------------------------------
-
-
-def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b (ties in either variable corrected); nan when either is constant."""
-    if len(x) != len(y):
-        raise ValueError(f"{len(x)} scores for {len(y)} ratings")
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    n0 = concordant + discordant
-    denom = math.sqrt((n0 + ties_x) * (n0 + ties_y))
-    return (concordant - discordant) / denom if denom else float("nan")
 
 
 def _rate(hits: float, n: int) -> dict[str, Any]:
