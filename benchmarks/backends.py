@@ -118,11 +118,13 @@ def make_judge(spec: tuple[str, str, bool], onnx_dir: str | None, adapter: str |
 
 def _peak_rss_child(spec: tuple[str, str, bool], onnx_dir: str | None, adapter: str | None, common: dict[str, Any],
                     pairs: list[dict[str, str]], queue: Any) -> None:
-    import resource
-
     judge = make_judge(spec, onnx_dir, adapter, common)
     judge.judge("pairwise", pairs)
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux -> MiB
+    # VmHWM, not ru_maxrss: ru_maxrss carries the parent's peak over fork and exec, and the
+    # parent holds every variant.
+    status = Path("/proc/self/status").read_text()
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    queue.put(int(hwm.split()[1]) / 1024)  # kB -> MiB
 
 
 def peak_rss_mb(spec: tuple[str, str, bool], onnx_dir: str | None, adapter: str | None, common: dict[str, Any],
