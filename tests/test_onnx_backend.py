@@ -402,15 +402,20 @@ def test_embedded_default_onnx_parity(embedded_onnx, hh_pairs):
     assert onnx.scorer.backend.supports_prefix_sharing and onnx.scorer.prefix_min_tokens
     expected, got = ref.compare_batch(hh_pairs), onnx.compare_batch(hh_pairs)
     assert onnx.scorer.cost.prefix_forwards > 0
-    # Measured here: 3.4e-06 (fp32 ORT vs torch, shared prefixes).
-    assert _max_diff(expected, got) < 1e-4
+    pair_dp = _max_diff(expected, got)
     group = [(hh_pairs[0][0], r) for p in hh_pairs[:4] for r in p[1:]]
     a, b = ref.score_batch(group, scale=(1, 5)), onnx.score_batch(group, scale=(1, 5))
-    assert _max_diff(a, b) < 1e-4 and max(abs(x.score - y.score) for x, y in zip(a, b)) < 4e-4  # 1-5 rating
-    fa, fb = ref.scorer.features("pairwise", [dict(zip(("prompt", "response_a", "response_b"), p)) for p in hh_pairs])
+    group_dp, rating = _max_diff(a, b), max(abs(x.score - y.score) for x, y in zip(a, b))
+    examples = [dict(zip(("prompt", "response_a", "response_b"), p)) for p in hh_pairs]
+    fa, fb = ref.scorer.features("pairwise", examples), onnx.scorer.features("pairwise", examples)
     worst_h = max(float((x[1] - y[1]).abs().max()) for ra, rb in zip(fa, fb) for x, y in zip(ra, rb))
-    # Measured here: |dh| <= 2.9e-05 on hidden states of norm ~100 (fp32 kernels differ in summation order).
-    assert worst_h < 1e-3
+    scale = max(float(x[1].abs().max()) for ra in fa for x in ra)
+    print(f"embedded fp32 ORT+sharing vs torch: pairs |dP| {pair_dp:.1e}, group |dP| {group_dp:.1e}, "
+          f"rating {rating:.1e}, hidden |dh| {worst_h:.1e} (max |h| {scale:.0f})")
+    # Measured here: pairs 3.8e-06, group 3.1e-06, rating 5.9e-06, |dh| 2.7e-05 with max |h| 40
+    # (fp32 kernels sum in another order); the bar is 1e-4 on P, the rest keep margin.
+    assert pair_dp <= 1e-4 and group_dp <= 1e-4 and rating < 5e-4  # the rating is on a 1-5 scale
+    assert worst_h < 2e-4
 
 
 @pytest.mark.slow
@@ -420,6 +425,9 @@ def test_embedded_default_onnx_int8(embedded_onnx, hh_pairs):
     ref.scorer.prefix_min_tokens = None
     int8 = _embedded(str(embedded_onnx), backend="onnx", quantize="int8")
     assert int8.scorer.backend.supports_prefix_sharing
-    # Measured here on these 6 pairs: max |dP| 0.089 (fp32 graph: 2.2e-6); the margin covers
-    # int8 kernels that differ between CPUs. docs/speed.md has the fidelity figures.
-    assert _max_diff(ref.compare_batch(hh_pairs), int8.compare_batch(hh_pairs)) < 0.089 + 0.06
+    worst = _max_diff(ref.compare_batch(hh_pairs), int8.compare_batch(hh_pairs))
+    print(f"embedded int8 ORT+sharing vs torch fp32: |dP| {worst:.3f}")
+    # Measured here on these 6 pairs (raw model, prefix sharing on): max |dP| 0.106 (0.089 with
+    # the shipped adapter before sharing); the margin covers int8 kernels that differ between
+    # CPUs and batch composition (dynamic per-tensor activation scales). docs/speed.md has more.
+    assert worst < 0.089 + 0.06
