@@ -1,22 +1,28 @@
 """Backends and prefix sharing, all in one run on the same real pairs (interleaved rounds).
 
-    python benchmarks/backends.py [--pairs 200] [--rounds 10] [--groups 12] [--threads 1]
-                                  [--onnx-dir DIR] [--int8-keep-fp32 down_proj] [--out benchmarks/results]
+    python benchmarks/backends.py [--pairs 200] [--rounds 10] [--groups 12] [--rr-groups 4] [--threads 1]
+                                  [--adapter auto|none|DIR] [--onnx-dir DIR] [--int8-keep-fp32 down_proj]
+                                  [--no-memory] [--out benchmarks/results]
 
 Pairs: ``--pairs`` HH-RLHF dev pairs, half hh-helpful and half hh-harmless (seeded
 shuffle, ties dropped), judged in both orders by the embedded default with
 - torch fp32, prefix sharing off (the plain forward pass; the baseline),
 - torch fp32 with prefix sharing (the default: the instruction is computed once per
   batch, and instruction + prompt once per pair),
-- ONNX Runtime fp32 and ONNX Runtime int8 (``flame-reward export-onnx --quantize int8``),
+- ONNX Runtime fp32 and int8 (``flame-reward export-onnx --quantize int8``), each without
+  and with prefix sharing (the graph's KV cache, the same splitting rule as torch),
   and an int8 graph keeping ``--int8-keep-fp32`` layers (default: the MLP down projection)
-  in fp32, the more accurate, slower choice.
+  in fp32, with sharing.
 Reported: judgments/s (one judgment = one pair, both orders), pairwise accuracy against
-the human label, and agreement with the torch fp32 verdicts (|P(A) difference|, same label).
+the human label, agreement with the torch fp32 verdicts (|P(A) difference|, same label),
+and each variant's peak resident memory (a fresh process per variant loads it and judges
+8 pairs: ``ru_maxrss``; skipped with ``--no-memory``).
 
 Groups: ``--groups`` HH prompts x 8 candidate responses (the pair's two responses and six
 responses drawn from other pairs), pointwise 1-5, one ``judge()`` call per group as a GRPO
-reward call makes it, torch fp32 with and without prefix sharing (and ONNX int8 for scale).
+reward call makes it. Round robins: the first ``--rr-groups`` of those groups judged as
+TRL's group mode does, every pair of the 8 candidates once in both orders (28 pairs, 56
+rows) in one ``judge()`` call (:func:`flame_reward.round_robin.play`).
 
 The machine is shared: every round runs every variant on the same slice, rotating which
 goes first, so background load hits the variants alike; the load average is recorded.
@@ -68,6 +74,73 @@ def _partial_int8(src: Path, target: Path, keep: tuple[str, ...]) -> str:
     return str(target)
 
 
+def hh_records(pairs: int, seed: int = 0) -> list[Any]:
+    """The benchmark's pairs: ``pairs // 2`` each of hh-helpful and hh-harmless dev (ties
+    dropped, seeded shuffle); ``benchmarks/gpu.py`` judges the same ones."""
+    from flame_reward.data import load_pairs
+
+    records = []
+    for name in ("hh-helpful", "hh-harmless"):
+        recs = [r for r in load_pairs(name, split="dev").records if r.label != "tie"]
+        random.Random(seed).shuffle(recs)
+        records += recs[:pairs // 2]
+    return records
+
+
+#: name -> (backend, precision, prefix sharing); "int8-keep" is the partial int8 graph.
+VARIANTS = {
+    "torch fp32": ("torch", "fp32", False),
+    "torch fp32 + prefix sharing": ("torch", "fp32", True),
+    "ORT fp32": ("onnx", "fp32", False),
+    "ORT int8": ("onnx", "int8", False),
+    "ORT fp32 + prefix sharing": ("onnx", "fp32", True),
+    "ORT int8 + prefix sharing": ("onnx", "int8", True),
+}
+GROUP_VARIANTS = ("torch fp32", "torch fp32 + prefix sharing", "ORT int8", "ORT fp32 + prefix sharing",
+                  "ORT int8 + prefix sharing")
+RR_VARIANTS = ("torch fp32", "torch fp32 + prefix sharing", "ORT fp32 + prefix sharing", "ORT int8 + prefix sharing")
+
+
+def make_judge(spec: tuple[str, str, bool], onnx_dir: str | None, adapter: str | None, common: dict[str, Any]) -> Any:
+    """One variant's judge: backend, precision and prefix sharing as ``spec`` says."""
+    from flame_reward.autorater import Autorater
+
+    backend, precision, shared = spec
+    if backend == "torch":
+        judge = Autorater.from_pretrained(None, adapter=adapter, **common)
+    else:
+        judge = Autorater.from_pretrained(onnx_dir, backend="onnx", quantize=None if precision == "fp32" else "int8",
+                                          **common)
+    if not shared:
+        judge.scorer.prefix_min_tokens = None
+    return judge
+
+
+def _peak_rss_child(spec: tuple[str, str, bool], onnx_dir: str | None, adapter: str | None, common: dict[str, Any],
+                    pairs: list[dict[str, str]], queue: Any) -> None:
+    judge = make_judge(spec, onnx_dir, adapter, common)
+    judge.judge("pairwise", pairs)
+    # VmHWM, not ru_maxrss: ru_maxrss carries the parent's peak over fork and exec, and the
+    # parent holds every variant.
+    status = Path("/proc/self/status").read_text()
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    queue.put(int(hwm.split()[1]) / 1024)  # kB -> MiB
+
+
+def peak_rss_mb(spec: tuple[str, str, bool], onnx_dir: str | None, adapter: str | None, common: dict[str, Any],
+                pairs: list[dict[str, str]]) -> float:
+    """Peak resident memory (MiB) of a fresh process that loads one variant and judges ``pairs``."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_peak_rss_child, args=(spec, onnx_dir, adapter, common, pairs, queue))
+    proc.start()
+    value = queue.get(timeout=1800)
+    proc.join()
+    return float(value)
+
+
 def _rotate(items: list[Any], k: int) -> list[Any]:
     k %= len(items)
     return items[k:] + items[:k]
@@ -78,6 +151,10 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--groups", type=int, default=12, help="prompts with 8 candidates each (0: skip)")
+    ap.add_argument("--rr-groups", type=int, default=4,
+                    help="of those groups, how many also run as round robins (28 pairs, 56 rows each; 0: skip)")
+    ap.add_argument("--adapter", default="auto", help="adapter of the judge: auto (the shipped one), none, or a directory")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-length", type=int, default=1024)
@@ -91,34 +168,27 @@ def main() -> int:
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args()
 
-    from flame_reward.autorater import Autorater
-    from flame_reward.data import load_pairs
     from flame_reward.eval.metrics import pairwise_metrics
     from flame_reward.models.onnx_export import cached_export
+    from flame_reward.round_robin import play
 
-    per_set = args.pairs // 2
-    records = []
-    for name in ("hh-helpful", "hh-harmless"):
-        recs = [r for r in load_pairs(name, split="dev").records if r.label != "tie"]
-        random.Random(args.seed).shuffle(recs)
-        records += recs[:per_set]
+    records = hh_records(args.pairs, args.seed)
     pairs = [{"prompt": r.prompt, "response_a": r.response_a, "response_b": r.response_b} for r in records]
     labels = [r.label for r in records]
 
-    onnx_dir = args.onnx_dir or str(cached_export(None, quantize="int8"))
+    adapter = None if args.adapter in ("none", "") else args.adapter
+    onnx_dir = args.onnx_dir or str(cached_export(None, adapter=adapter, quantize="int8"))
     common = {"batch_size": args.batch_size, "max_length": args.max_length, "threads": args.threads}
-    torch_plain = Autorater.from_pretrained(None, **common)
-    torch_plain.scorer.prefix_min_tokens = None
-    torch_shared = Autorater.from_pretrained(None, **common)
-    ort32 = Autorater.from_pretrained(onnx_dir, backend="onnx", **common)
-    ort8 = Autorater.from_pretrained(onnx_dir, backend="onnx", quantize="int8", **common)
-    variants = {"torch fp32": torch_plain, "torch fp32 + prefix sharing": torch_shared,
-                "ORT fp32": ort32, "ORT int8": ort8}
+    specs: dict[str, tuple[str, str, bool]] = dict(VARIANTS)
+    variants = {name: make_judge(spec, onnx_dir, adapter, common) for name, spec in specs.items()}
     scratch = Path(tempfile.mkdtemp(prefix="flame-bench-"))
     keep = tuple(x.strip() for x in args.int8_keep_fp32.split(",") if x.strip())
+    partial_dir = None
     if keep:
-        variants[f"ORT int8, {'+'.join(keep)} fp32"] = Autorater.from_pretrained(
-            _partial_int8(Path(onnx_dir), scratch / "int8-partial", keep), backend="onnx", quantize="int8", **common)
+        partial_dir = _partial_int8(Path(onnx_dir), scratch / "int8-partial", keep)
+        name = f"ORT int8, {'+'.join(keep)} fp32, + prefix sharing"
+        specs[name] = ("onnx", "int8", True)
+        variants[name] = make_judge(specs[name], partial_dir, adapter, common)
     machine = _machine(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,29 +210,49 @@ def main() -> int:
               file=sys.stderr, flush=True)
 
     groups: list[dict[str, Any]] = []
-    group_seconds = {"torch fp32": 0.0, "torch fp32 + prefix sharing": 0.0, "ORT int8": 0.0}
-    group_equal = 0.0
+    group_seconds = {name: 0.0 for name in GROUP_VARIANTS}
+    rr_seconds = {name: 0.0 for name in RR_VARIANTS}
+    group_equal = {"pointwise": 0.0, "round robin": 0.0}
     if args.groups:
         pool = [r.response_a for r in records] + [r.response_b for r in records]
         rng = random.Random(args.seed + 1)
         picks = rng.sample(range(len(records)), args.groups)
-        group_judges = {"torch fp32": torch_plain, "torch fp32 + prefix sharing": torch_shared, "ORT int8": ort8}
         for g, i in enumerate(picks):
             rec = records[i]
             others = [x for x in pool if x not in (rec.response_a, rec.response_b)]
             cands = [rec.response_a, rec.response_b] + rng.sample(others, args.group_size - 2)
             items = [{"prompt": rec.prompt, "response": c} for c in cands]
-            scores = {}
-            for name in _rotate(list(group_judges), g):
+            scores: dict[str, list[float]] = {}
+            for name in _rotate(list(GROUP_VARIANTS), g):
                 t0 = time.perf_counter()
-                scores[name] = [v.score for v in group_judges[name].judge("pointwise", items)]
+                scores[name] = [v.score for v in variants[name].judge("pointwise", items)]
                 group_seconds[name] += time.perf_counter() - t0
-            group_equal = max(group_equal, max(abs(a - b) for a, b in
-                                               zip(scores["torch fp32"], scores["torch fp32 + prefix sharing"])))
-            groups.append({"prompt_chars": len(rec.prompt), "scores": scores})
-            print(f"group {g + 1}/{args.groups}: " + ", ".join(f"{n} {s:.0f}s" for n, s in group_seconds.items()),
-                  file=sys.stderr, flush=True)
+            group_equal["pointwise"] = max(group_equal["pointwise"], *(
+                abs(a - b) for a, b in zip(scores["torch fp32"], scores["torch fp32 + prefix sharing"])))
+            group = {"prompt_chars": len(rec.prompt), "scores": scores}
+            if g < args.rr_groups:
+                def example(a: int, b: int, prompt: str = rec.prompt, cands: list[str] = cands) -> dict[str, str]:
+                    return {"prompt": prompt, "response_a": cands[a], "response_b": cands[b]}
+
+                outcomes: dict[str, list[float]] = {}
+                for name in _rotate(list(RR_VARIANTS), g):
+                    t0 = time.perf_counter()
+                    games = play(variants[name], "pairwise", [list(range(len(cands)))], example)
+                    rr_seconds[name] += time.perf_counter() - t0
+                    outcomes[name] = [games.outcomes[k] for k in sorted(games.outcomes)]
+                group_equal["round robin"] = max(group_equal["round robin"], *(
+                    abs(a - b) for a, b in zip(outcomes["torch fp32"], outcomes["torch fp32 + prefix sharing"])))
+                group["round_robin"] = outcomes
+            groups.append(group)
+            print(f"group {g + 1}/{args.groups}: " + ", ".join(f"{n} {s:.0f}s" for n, s in group_seconds.items())
+                  + ("; round robin: " + ", ".join(f"{n} {s:.0f}s" for n, s in rr_seconds.items())
+                     if g < args.rr_groups else ""), file=sys.stderr, flush=True)
     load_end = os.getloadavg()
+    memory: dict[str, float] = {}
+    if not args.no_memory:  # after the timed part: these processes would compete with it
+        for name, spec in specs.items():
+            memory[name] = peak_rss_mb(spec, partial_dir if "fp32, +" in name else onnx_dir, adapter, common, pairs[:8])
+            print(f"peak RSS {name}: {memory[name]:.0f} MiB", file=sys.stderr, flush=True)
     shutil.rmtree(scratch, ignore_errors=True)
 
     n = len(pairs)
@@ -176,18 +266,20 @@ def main() -> int:
         rows.append({"variant": name, "seconds": seconds[name], "judgments_per_s": n / seconds[name],
                      "speedup_vs_torch_fp32": seconds["torch fp32"] / seconds[name], "accuracy": m.accuracy,
                      "position_consistency": m.position_consistency, "mean_abs_dscore": sum(diffs) / n,
-                     "max_abs_dscore": max(diffs), "same_label": same})
+                     "max_abs_dscore": max(diffs), "same_label": same, "peak_rss_mib": memory.get(name)})
     lines = [f"Same {n} HH-RLHF dev pairs (hh-helpful + hh-harmless), both orders, embedded SmolLM2-135M-Instruct, "
              f"batch {args.batch_size}, max_length {args.max_length}; {machine}. "
              f"{args.rounds} interleaved rounds (variant order rotated each round); "
-             f"load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end (shared machine).", "",
+             f"load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end (shared machine). "
+             f"Adapter: {adapter or 'none'}. Peak RSS: a fresh process per variant loads it and judges 8 pairs.", "",
              "| variant | seconds | judgments/s | speed-up vs torch fp32 | accuracy | mean abs. dP(A) vs torch fp32 "
-             "| max abs. dP(A) | same label |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| max abs. dP(A) | same label | peak RSS |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
+        rss = f"{row['peak_rss_mib']:.0f} MiB" if row["peak_rss_mib"] else "-"
         lines.append(f"| {row['variant']} | {row['seconds']:.0f} | {row['judgments_per_s']:.2f} | "
                      f"{row['speedup_vs_torch_fp32']:.2f}x | {row['accuracy']:.3f} | {row['mean_abs_dscore']:.4f} | "
-                     f"{row['max_abs_dscore']:.4f} | {row['same_label']:.1%} |")
-    group_rows = []
+                     f"{row['max_abs_dscore']:.4f} | {row['same_label']:.1%} | {rss} |")
+    group_rows, rr_rows = [], []
     if groups:
         g_n = len(groups) * args.group_size
         lines += ["", f"Groups: {len(groups)} HH prompts x {args.group_size} candidates, pointwise 1-5, one judge() "
@@ -197,8 +289,22 @@ def main() -> int:
             group_rows.append({"variant": name, "seconds": secs, "judgments_per_s": g_n / secs,
                                "time_ratio": secs / group_seconds["torch fp32"]})
             lines.append(f"| {name} | {secs:.0f} | {g_n / secs:.2f} | {secs / group_seconds['torch fp32']:.0%} |")
-        lines += ["", f"Prefix-shared scores equal unshared within {group_equal:.1e} (max abs. difference of the "
-                      "expected rating)."]
+        rr_n = min(args.rr_groups, len(groups))
+        if rr_n:
+            per_group = args.group_size * (args.group_size - 1) // 2
+            base_pw = sum(group_seconds["torch fp32"] / len(groups) for _ in range(rr_n))
+            lines += ["", f"Round robins (TRL group mode): the first {rr_n} groups, every pair of the "
+                          f"{args.group_size} candidates once ({per_group} pairs, {2 * per_group} rows) in one "
+                          "judge() call (interleaved, order rotated).", "",
+                      "| variant | seconds | pairs/s | time vs torch fp32 unshared | "
+                      "time vs the pointwise group, torch fp32 unshared |", "|---|---:|---:|---:|---:|"]
+            for name, secs in rr_seconds.items():
+                rr_rows.append({"variant": name, "seconds": secs, "pairs_per_s": rr_n * per_group / secs,
+                                "time_ratio": secs / rr_seconds["torch fp32"], "vs_pointwise_group": secs / base_pw})
+                lines.append(f"| {name} | {secs:.0f} | {rr_n * per_group / secs:.2f} | "
+                             f"{secs / rr_seconds['torch fp32']:.0%} | {secs / base_pw:.1f}x |")
+        lines += ["", f"Prefix-shared torch scores equal unshared within {group_equal['pointwise']:.1e} (pointwise "
+                      f"expected rating) and {group_equal['round robin']:.1e} (round-robin P(first wins))."]
     table = "\n".join(lines)
     print(table)
     (out / "backends.md").write_text(table + "\n")
@@ -207,7 +313,9 @@ def main() -> int:
         "batch_size": args.batch_size, "max_length": args.max_length, "onnx_dir": onnx_dir,
         "onnx_manifest": json.loads((Path(onnx_dir) / "manifest.json").read_text()),
         "load_average": {"start": load_start, "end": load_end}, "variants": rows,
+        "adapter": adapter,
         "groups": {"count": len(groups), "size": args.group_size, "variants": group_rows,
+                   "round_robin": {"count": min(args.rr_groups, len(groups)), "variants": rr_rows},
                    "max_abs_dscore_shared_vs_unshared": group_equal, "detail": groups},
         "command": " ".join(["python"] + sys.argv),
     }, indent=2))

@@ -12,8 +12,10 @@ another runtime slots in behind the same two methods:
   uses this automatically (see :mod:`flame_reward.prefix`).
 - :class:`OnnxBackend`: ONNX Runtime over a graph written by ``flame-reward export-onnx``
   (fp32, or int8 dynamic quantisation; the directory format is
-  :mod:`flame_reward.models.onnx_format`), whose only output is the verdict-token
-  log-probabilities. No generation, no prefix sharing.
+  :mod:`flame_reward.models.onnx_format`), whose outputs are the verdict-token
+  log-probabilities, the hidden state at the last position, and the KV cache of the call's
+  tokens; so it returns hidden states and shares prefixes like the torch backend. No
+  generation.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch
 
 from flame_reward.errors import FlameRewardError, ModelLoadError
 from flame_reward.models.loading import LoadedModel
-from flame_reward.models.onnx_format import INPUTS, OUTPUT, check_onnx_dir, verdict_feeds
+from flame_reward.models.onnx_format import HIDDEN, OUTPUT, check_onnx_dir, graph_io, new_names, verdict_feeds
 
 log = logging.getLogger(__name__)
 
@@ -277,20 +279,78 @@ class TorchBackend:
         return trimmed
 
 
+@dataclass
+class OnnxPrefixState:
+    """A prefix's keys and values (numpy float32 ``[1, kv_heads, length, head_dim]`` per
+    layer, in the graph's ``past.*`` input order) after ``length`` tokens."""
+
+    length: int
+    kv: list[Any]
+
+
+class OrtVerdictGraph:
+    """The calls on one ONNX Runtime session over a verdict graph: whole rows, a prefix's
+    state, rows after a prefix. Shared by :class:`OnnxBackend` and the exporter's parity
+    check (:func:`flame_reward.models.onnx_export.verify_graph`), so both feed the graph alike.
+    ``kv`` is the manifest's ``kv_cache`` (None: a graph without a KV cache)."""
+
+    def __init__(self, session: Any, kv: dict[str, Any] | None, pad_token_id: int) -> None:
+        self.session = session
+        self.kv = kv
+        self.pad_token_id = pad_token_id
+        self._new = new_names(int(kv["layers"])) if kv else []
+
+    def token_logprobs(self, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int],
+                       hidden: bool = False, prefix: OnnxPrefixState | None = None) -> Any:
+        """Log-probabilities ``[rows, keep, len(token_ids)]`` of ``prefix + row`` for each row
+        (with ``hidden``, and the hidden state ``[rows, d]``)."""
+        import numpy as np
+
+        padded = (t.numpy() for t in left_pad(batch, self.pad_token_id))
+        feeds = verdict_feeds(*padded, keep, token_ids, self.kv, prefix.kv if prefix is not None else None)
+        logp, h = self.session.run([OUTPUT, HIDDEN], feeds)
+        logp = torch.from_numpy(np.ascontiguousarray(logp, dtype=np.float32))
+        return (logp, torch.from_numpy(np.ascontiguousarray(h, dtype=np.float32))) if hidden else logp
+
+    def prefix_state(self, ids: Sequence[int], parent: OnnxPrefixState | None = None) -> OnnxPrefixState:
+        """The state after ``parent``'s tokens followed by ``ids`` (batch 1, no padding)."""
+        import numpy as np
+
+        if not self.kv:
+            raise FlameRewardError("this ONNX graph has no KV cache: it cannot share prefixes")
+        x = np.asarray([list(ids)], dtype=np.int64)
+        ones = np.ones_like(x)
+        positions = np.arange(x.shape[1], dtype=np.int64)[None, :]
+        feeds = verdict_feeds(x, ones, positions, 1, [self.pad_token_id], self.kv,
+                              parent.kv if parent is not None else None)
+        new = self.session.run(self._new, feeds)
+        if parent is None:
+            return OnnxPrefixState(x.shape[1], [np.ascontiguousarray(a) for a in new])
+        return OnnxPrefixState(parent.length + x.shape[1],
+                               [np.concatenate([old, a], axis=2) for old, a in zip(parent.kv, new)])
+
+    def token_logprobs_after(self, prefix: OnnxPrefixState, batch: Sequence[Sequence[int]], keep: int,
+                             token_ids: Sequence[int], hidden: bool = False) -> Any:
+        return self.token_logprobs(batch, keep, token_ids, hidden=hidden, prefix=prefix)
+
+
 class OnnxBackend:
     """ONNX Runtime over a graph written by ``flame-reward export-onnx``.
 
-    The graph's only output is the verdict-token log-probabilities at the kept positions,
-    so it computes exactly what :meth:`TorchBackend.token_logprobs` returns (any ``keep``
-    and any token ids: both are graph inputs). ``quantize="int8"`` picks the dynamically
-    quantised graph. Providers: ``CUDAExecutionProvider`` when onnxruntime-gpu is installed
-    and a GPU is visible (and ``device`` is not ``cpu``), else ``CPUExecutionProvider``; all
-    graph optimisations on; ``threads`` sets ``intra_op_num_threads``. Generation is not
-    available (the graph has no KV cache and no vocabulary output): use the torch backend.
+    The graph outputs the verdict-token log-probabilities at the kept positions and the
+    hidden state the LM head reads at the last position, so it computes exactly what
+    :meth:`TorchBackend.token_logprobs` returns (any ``keep`` and any token ids: both are
+    graph inputs; ``hidden=True`` for verdict heads). Its KV cache inputs and outputs let
+    the scoring core share prefixes (:meth:`prefix_state`, :meth:`token_logprobs_after`)
+    exactly as with the torch backend. ``quantize="int8"`` picks the dynamically quantised
+    graph. Providers: ``CUDAExecutionProvider`` when onnxruntime-gpu is installed and a GPU
+    is visible (and ``device`` is not ``cpu``), else ``CPUExecutionProvider``; all graph
+    optimisations on; ``threads`` sets ``intra_op_num_threads``. Generation is not
+    available (the graph has no vocabulary output): use the torch backend.
     """
 
     name = "onnx"
-    supports_prefix_sharing = False
+    supports_hidden = True
 
     def __init__(
         self,
@@ -324,17 +384,34 @@ class OnnxBackend:
             raise ModelLoadError(f"ONNX Runtime cannot load {self.dir.graph}: {exc}") from exc
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
-        if sorted(inputs) != sorted(INPUTS) or outputs != [OUTPUT]:
-            raise ModelLoadError(f"{self.dir.graph} is not a flame-reward verdict graph: inputs {inputs}, outputs "
-                                 f"{outputs}; expected {list(INPUTS)} -> [{OUTPUT!r}]")
+        want_in, want_out = graph_io(self.manifest)
+        if sorted(inputs) != sorted(want_in) or sorted(outputs) != sorted(want_out):
+            missing = sorted(set(want_in + want_out) - set(inputs + outputs))
+            raise ModelLoadError(
+                f"{self.dir.graph} is not a flame-reward verdict graph matching its manifest: inputs {inputs[:7]}"
+                f"{'...' if len(inputs) > 7 else ''}, outputs {outputs[:4]}{'...' if len(outputs) > 4 else ''}; "
+                f"missing {missing[:6]}{'...' if len(missing) > 6 else ''}: re-export it with "
+                "'flame-reward export-onnx'")
+        self.graph = OrtVerdictGraph(self.session, self.manifest.get("kv_cache"), self.pad_token_id)
+        #: Whether :meth:`prefix_state` / :meth:`token_logprobs_after` may be used.
+        self.supports_prefix_sharing = self.graph.kv is not None
 
-    def token_logprobs(self, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int]) -> torch.Tensor:
-        import numpy as np
+    def token_logprobs(self, batch: Sequence[Sequence[int]], keep: int, token_ids: Sequence[int],
+                       hidden: bool = False) -> Any:
+        """Log-probabilities ``[rows, keep, len(token_ids)]``; with ``hidden``, a pair
+        ``(log-probabilities, hidden state [rows, d])``."""
+        return self.graph.token_logprobs(batch, keep, token_ids, hidden=hidden)
 
-        padded = (t.numpy() for t in left_pad(batch, self.pad_token_id))
-        feeds = verdict_feeds(*padded, keep, token_ids)
-        (out,) = self.session.run(None, feeds)
-        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+    def prefix_state(self, ids: Sequence[int], parent: OnnxPrefixState | None = None) -> OnnxPrefixState:
+        """Run ``ids`` (batch 1, no padding) after ``parent``'s tokens and keep their keys and values."""
+        return self.graph.prefix_state(ids, parent)
+
+    def token_logprobs_after(self, prefix: OnnxPrefixState, batch: Sequence[Sequence[int]], keep: int,
+                             token_ids: Sequence[int], hidden: bool = False) -> Any:
+        """:meth:`token_logprobs` for rows ``prefix + suffix`` given only the suffixes: the
+        prefix's cache (batch 1) is broadcast to every row inside the graph, the mask covers
+        ``[prefix | padding | suffix]`` and positions continue after the prefix."""
+        return self.graph.token_logprobs(batch, keep, token_ids, hidden=hidden, prefix=prefix)
 
     def generate(self, batch: Sequence[Sequence[int]], **kwargs: Any) -> list[list[int]]:
         raise FlameRewardError(

@@ -1,4 +1,5 @@
-"""``flame-reward export-onnx``: write a judge as an ONNX graph of verdict log-probabilities."""
+"""``flame-reward export-onnx``: write a judge as an ONNX graph of verdict log-probabilities
+(with the hidden state verdict heads read, and a KV cache for prefix sharing)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 @hookimpl
 def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    help_ = "Export the judge (adapter merged) to ONNX: a graph that outputs only verdict-token log-probabilities."
+    help_ = ("Export the judge (adapter merged) to ONNX: a graph that outputs verdict-token log-probabilities and "
+             "the hidden state at the verdict position, with a KV cache for prefix sharing.")
     p = subparsers.add_parser("export-onnx", help=help_, description=help_)
     p.add_argument("--model", default=None, help="HF model directory or id (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--adapter", default="auto",
@@ -45,8 +47,9 @@ def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--quantize", choices=("int8",), default=None,
                    help="also write model.int8.onnx (ONNX Runtime dynamic quantisation, int8 weights)")
     p.add_argument("--int8-keep-fp32", default=None, metavar="NAMES",
-                   help="with --quantize int8: comma-separated module names whose linear layers stay fp32 "
-                        "(e.g. down_proj: more accurate, slower; see docs/speed.md)")
+                   help="with --quantize int8: comma-separated module paths or globs whose linear layers stay "
+                        "fp32, matched on whole dotted segments (down_proj: every layer's; model.layers.29: all of "
+                        "layer 29; 'model.layers.2[6-9].mlp.*'); more accurate, slower; see docs/speed.md")
     p.add_argument("--no-fuse", action="store_true",
                    help="skip the ONNX Runtime fusions (RMSNorm, rotary, attention) applied after export")
     p.add_argument("--revision", default=None, help="hub revision of --model")

@@ -10,6 +10,7 @@ why not the TorchScript exporter, and what fusions and int8 cost or gain, is in
 from __future__ import annotations
 
 import datetime as _dt
+import fnmatch
 import hashlib
 import json
 import logging
@@ -28,10 +29,12 @@ from flame_reward.models.onnx_format import (
     GRAPH_FILES,
     INPUTS,
     MANIFEST,
-    OUTPUT,
+    OUTPUTS,
     check_onnx_dir,
     check_quantize,
-    verdict_feeds,
+    new_names,
+    past_names,
+    read_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -40,23 +43,64 @@ log = logging.getLogger(__name__)
 _EXTERNAL_DATA_BYTES = 1_800_000_000
 
 
-def _verdict_module(model: Any) -> Any:
+def _verdict_module(model: Any, layers: int) -> Any:
     import torch
 
-    class VerdictLogprobs(torch.nn.Module):
-        """What the graph computes: the chosen tokens' log-probabilities at chosen columns."""
+    from flame_reward.models.backends import _cache_tensors
+
+    class VerdictGraph(torch.nn.Module):
+        """What the graph computes: the chosen tokens' log-probabilities at chosen columns,
+        the LM head's input at the last column, and (``layers`` > 0) this call's keys and
+        values after a given prefix cache (see :mod:`flame_reward.models.onnx_format`)."""
 
         def __init__(self, lm: Any) -> None:
             super().__init__()
             self.lm = lm
 
-        def forward(self, input_ids, attention_mask, position_ids, keep_positions, token_ids):  # type: ignore[no-untyped-def]
-            out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          logits_to_keep=keep_positions, use_cache=False)
-            logp = torch.log_softmax(out.logits.float(), dim=-1)
-            return logp.index_select(-1, token_ids)
+        def forward(self, input_ids, attention_mask, position_ids, keep_positions, token_ids, *past):  # type: ignore[no-untyped-def]
+            from transformers import DynamicCache
 
-    return VerdictLogprobs(model).eval()
+            rows = input_ids.shape[0]
+            kwargs: dict[str, Any] = {"use_cache": False}
+            if layers:
+                # Batch-1 prefix broadcast to every row inside the graph: the caller never
+                # copies the prefix per row.
+                kv = [(past[2 * i].expand(rows, -1, -1, -1), past[2 * i + 1].expand(rows, -1, -1, -1))
+                      for i in range(layers)]
+                kwargs = {"use_cache": True, "past_key_values": DynamicCache(kv)}
+            seen: list[Any] = []
+            # The same pre-hook as TorchBackend._forward: exactly what the model's own head reads.
+            handle = self.lm.get_output_embeddings().register_forward_pre_hook(
+                lambda module, args: seen.append(args[0][:, -1, :]))
+            try:
+                out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                              logits_to_keep=keep_positions, **kwargs)
+            finally:
+                handle.remove()
+            logp = torch.log_softmax(out.logits.float(), dim=-1).index_select(-1, token_ids)
+            new: list[Any] = []
+            if layers:
+                start = past[0].shape[2]
+                for k, v in _cache_tensors(out.past_key_values):
+                    new += [k[:, :, start:, :], v[:, :, start:, :]]
+            return (logp, seen[-1].float(), *new)
+
+    return VerdictGraph(model).eval()
+
+
+def kv_cache_spec(model: Any) -> dict[str, Any] | None:
+    """The manifest's ``kv_cache`` for ``model``, or None when it cannot share prefixes (the
+    same rule as the torch backend: sliding-window or non-attention layers score whole)."""
+    from flame_reward.models.backends import _shares_prefixes
+
+    if not _shares_prefixes(model):
+        return None
+    config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return {"layers": config.num_hidden_layers, "kv_heads": getattr(config, "num_key_value_heads", None) or heads,
+            "head_dim": head_dim, "dtype": "float32", "inputs": "past.{layer}.{key|value} [1, kv_heads, past, head_dim]",
+            "outputs": "new.{layer}.{key|value} [batch, kv_heads, sequence, head_dim]"}
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
@@ -74,23 +118,25 @@ def export_onnx(
     verify: bool = True,
     fuse: bool = True,
     int8_keep_fp32: tuple[str, ...] = (),
+    kv_cache: bool | None = None,
 ) -> Path:
     """Export ``model`` (+ ``adapter``, merged) to the ONNX directory ``out``; returns it.
 
     ``quantize="int8"`` also writes ``model.int8.onnx`` (dynamic quantisation of every
-    linear layer, except those whose module path names one of ``int8_keep_fp32``, e.g.
-    ``("down_proj",)``). The model is loaded on CPU in float32 (what the graph computes
-    in). ``fuse`` applies ONNX Runtime fusions (RMSNorm, rotary embedding, attention) when
-    they keep the graph's output unchanged. ``verify`` runs each graph against the torch
-    model on two rendered tasks and records the largest log-probability difference in the
-    manifest (``parity``).
+    linear layer, except those ``int8_keep_fp32`` selects: see :func:`keeps_fp32`). The
+    model is loaded on CPU in float32 (what the graph computes in). ``fuse`` applies ONNX
+    Runtime fusions (RMSNorm, rotary embedding, attention) when they keep the graph's
+    output unchanged. ``verify`` runs each graph against the torch model on two rendered
+    tasks, whole and after a shared prefix, and records the largest log-probability and
+    hidden-state differences in the manifest (``parity``). ``kv_cache``: give the graph
+    KV cache inputs/outputs for prefix sharing (default: when the model can share prefixes).
     """
     from flame_reward.models.loading import load_model
 
     quantize = check_quantize(quantize)
     loaded = load_model(model, adapter=adapter, device="cpu", dtype="float32", revision=revision)
     return export_loaded(loaded, out, quantize=quantize, revision=revision, opset=opset, verify=verify, fuse=fuse,
-                         int8_keep_fp32=int8_keep_fp32)
+                         int8_keep_fp32=int8_keep_fp32, kv_cache=kv_cache)
 
 
 def export_loaded(
@@ -103,6 +149,7 @@ def export_loaded(
     verify: bool = True,
     fuse: bool = True,
     int8_keep_fp32: tuple[str, ...] = (),
+    kv_cache: bool | None = None,
 ) -> Path:
     """:func:`export_onnx` for a model already loaded (a :class:`LoadedModel` on CPU, fp32)."""
     import torch
@@ -117,20 +164,30 @@ def export_loaded(
         for stale in (out_dir / name, out_dir / (name + ".data")):
             stale.unlink(missing_ok=True)
 
-    wrapper = _verdict_module(loaded.model)
+    kv = kv_cache_spec(loaded.model) if kv_cache in (None, True) else None
+    if kv_cache and kv is None:
+        raise ModelLoadError(f"{loaded.name!r} cannot share prefixes (sliding-window or non-attention layers, or "
+                             "an attention kernel other than eager/SDPA): export it without kv_cache")
+    layers = kv["layers"] if kv else 0
+    wrapper = _verdict_module(loaded.model, layers)
     # Example inputs: sizes >= 2 and distinct, so torch.export keeps every axis symbolic
-    # (it specialises axes of size 0 and 1).
-    batch, seq = 2, 9
+    # (it specialises axes of size 0 and 1); the prefix is 4 tokens long.
+    batch, seq, plen = 2, 9, 4 if kv else 0
     ids = torch.full((batch, seq), 5, dtype=torch.long)
-    mask = torch.ones((batch, seq), dtype=torch.long)
-    mask[0, :3] = 0
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    mask = torch.ones((batch, plen + seq), dtype=torch.long)
+    mask[0, plen:plen + 3] = 0
+    positions = (mask[:, plen:].cumsum(-1) - 1).clamp(min=0) + plen
     keep = torch.arange(seq - 2, seq)
     tokens = torch.tensor([1, 2, 3], dtype=torch.long)
+    past = [torch.randn(1, kv["kv_heads"], plen, kv["head_dim"]) for _ in range(2 * layers)] if kv else []
     dim = torch.export.Dim
     b, s, k, t = dim("batch"), dim("sequence"), dim("keep"), dim("tokens")
-    dynamic = {"input_ids": {0: b, 1: s}, "attention_mask": {0: b, 1: s}, "position_ids": {0: b, 1: s},
-               "keep_positions": {0: k}, "token_ids": {0: t}}
+    # With a cache the mask covers [prefix | row]: its own axis; without one it is the row's.
+    dynamic: dict[str, Any] = {"input_ids": {0: b, 1: s}, "attention_mask": {0: b, 1: dim("total") if kv else s},
+                               "position_ids": {0: b, 1: s}, "keep_positions": {0: k}, "token_ids": {0: t}}
+    if kv:
+        dynamic["past"] = tuple({2: dim("past")} for _ in past)
+    input_names, output_names = list(INPUTS) + past_names(layers), list(OUTPUTS) + new_names(layers)
     weight_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     external = weight_bytes > _EXTERNAL_DATA_BYTES
     fp32_path = out_dir / GRAPH_FILES["fp32"]
@@ -142,8 +199,8 @@ def export_loaded(
             warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
             warnings.filterwarnings("ignore", category=FutureWarning)
             torch.onnx.export(
-                wrapper, (ids, mask, positions, keep, tokens), str(fp32_path), dynamo=True,
-                input_names=list(INPUTS), output_names=[OUTPUT], dynamic_shapes=dynamic,
+                wrapper, (ids, mask, positions, keep, tokens, *past), str(fp32_path), dynamo=True,
+                input_names=input_names, output_names=output_names, dynamic_shapes=dynamic,
                 external_data=external, opset_version=opset, verbose=False,
             )
     except Exception as exc:  # the exporter raises many kinds; say which model failed
@@ -156,7 +213,7 @@ def export_loaded(
     graph = onnx.load(str(fp32_path), load_external_data=False)
     opset_used = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
     del graph
-    fusions = fuse_for_ort(loaded, fp32_path, external=external) if fuse else {"applied": False, "reason": "fuse=False"}
+    fusions = fuse_for_ort(loaded, fp32_path, kv, external=external) if fuse else {"applied": False, "reason": "fuse=False"}
     graphs: dict[str, Any] = {"fp32": _graph_entry(fp32_path)}
     if quantize == "int8":
         int8_path = out_dir / GRAPH_FILES["int8"]
@@ -164,7 +221,7 @@ def export_loaded(
         graphs["int8"] = {**_graph_entry(int8_path), "quantization": info}
     if verify:
         for precision, entry in graphs.items():
-            entry["parity"] = verify_graph(loaded, out_dir / entry["file"])
+            entry["parity"] = verify_graph(loaded, out_dir / entry["file"], kv)
 
     loaded.tokenizer.save_pretrained(str(out_dir))
     tok = loaded.tokenizer
@@ -181,8 +238,9 @@ def export_loaded(
         "adapter": loaded.adapter,
         "adapter_sha256": loaded.adapter_sha256,
         "graphs": graphs,
-        "inputs": list(INPUTS),
-        "outputs": [OUTPUT],
+        "inputs": input_names,
+        "outputs": output_names,
+        "kv_cache": kv,
         # token_ids is an input: any verdict vocabulary works, none is baked in.
         "verdict_token_ids": None,
         "tokenizer_size": len(tok),
@@ -207,7 +265,8 @@ def export_loaded(
 FUSION_TOLERANCE = 1e-3
 
 
-def fuse_for_ort(loaded: Any, path: Path, *, external: bool = False) -> dict[str, Any]:
+def fuse_for_ort(loaded: Any, path: Path, kv: dict[str, Any] | None = None, *,
+                 external: bool = False) -> dict[str, Any]:
     """Rewrite ``path`` in place with onnxscript's ONNX Runtime transformer fusions (RMSNorm
     and skip-RMSNorm -> ``SimplifiedLayerNormalization``, rotary embedding, SDPA ->
     ``MultiHeadAttention``): fewer memory-bound ops per layer (gains: docs/speed.md).
@@ -229,7 +288,7 @@ def fuse_for_ort(loaded: Any, path: Path, *, external: bool = False) -> dict[str
         model, counts = fuse_xformers(model)
         ir.save(model, str(fused), external_data=(fused.name + ".data") if external else None)
         del model
-        parity = verify_graph(loaded, fused)["max_abs_logprob_diff"]
+        parity = verify_graph(loaded, fused, kv)["max_abs_logprob_diff"]
     except Exception as exc:  # a fusion bug must never break the export
         for f in (fused, fused.with_name(fused.name + ".data")):
             f.unlink(missing_ok=True)
@@ -269,14 +328,16 @@ _VERIFY_PAIRS = (
 )
 
 
-def verify_graph(loaded: Any, graph: Path) -> dict[str, Any]:
-    """Largest |log p| difference between ``graph`` (ONNX Runtime, CPU) and the torch model
-    on the verdict tokens of two rendered pairwise tasks in both orders (keep 1 and 2)."""
-    import numpy as np
+def verify_graph(loaded: Any, graph: Path, kv: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Largest differences between ``graph`` (ONNX Runtime, CPU) and the torch model on two
+    rendered pairwise tasks in both orders (keep 1 and 2): verdict-token log-probabilities
+    and the hidden state, scored whole and (with ``kv``, the manifest's ``kv_cache``) after
+    their common prefix, computed in two chained pieces as the scoring core does."""
     import onnxruntime as ort
 
     from flame_reward.encoding import encode, label_token_ids
-    from flame_reward.models.backends import TorchBackend, left_pad
+    from flame_reward.models.backends import OrtVerdictGraph, TorchBackend
+    from flame_reward.prefix import common_prefix
     from flame_reward.tasks.registry import get_task_type
 
     task = get_task_type("pairwise")
@@ -288,13 +349,22 @@ def verify_graph(loaded: Any, graph: Path) -> dict[str, Any]:
     tokens = sorted({seq[0] for seq in label_token_ids(loaded.tokenizer, ["A", "B"])})
     backend = TorchBackend(loaded)
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
-    worst = 0.0
+    runner = OrtVerdictGraph(session, kv, backend.pad_token_id)
+    worst = {"max_abs_logprob_diff": 0.0, "max_abs_hidden_diff": 0.0}
+
+    def record(ref: Any, got: Any) -> None:
+        worst["max_abs_logprob_diff"] = max(worst["max_abs_logprob_diff"], float((got[0] - ref[0]).abs().max()))
+        worst["max_abs_hidden_diff"] = max(worst["max_abs_hidden_diff"], float((got[1] - ref[1]).abs().max()))
+
+    shared = min(common_prefix(rows[0], r) for r in rows) - 2  # keep >= 2 own tokens per row
     for keep in (1, 2):
-        ref = backend.token_logprobs(rows, keep, tokens).numpy()
-        padded = (t.numpy() for t in left_pad(rows, backend.pad_token_id))
-        (got,) = session.run(None, verdict_feeds(*padded, keep, tokens))
-        worst = max(worst, float(np.abs(got - ref).max()))
-    return {"max_abs_logprob_diff": worst, "rows": len(rows), "tokens": tokens}
+        ref = backend.token_logprobs(rows, keep, tokens, hidden=True)
+        record(ref, runner.token_logprobs(rows, keep, tokens, hidden=True))
+        if kv is not None and shared >= 2:
+            cut = shared // 2
+            state = runner.prefix_state(rows[0][cut:shared], runner.prefix_state(rows[0][:cut]))
+            record(ref, runner.token_logprobs_after(state, [r[shared:] for r in rows], keep, tokens, hidden=True))
+    return {**worst, "rows": len(rows), "tokens": tokens, "shared_prefix_tokens": shared if kv else 0}
 
 
 def _graph_entry(path: Path) -> dict[str, Any]:
@@ -320,35 +390,74 @@ def _quiet_exporter_logs() -> None:
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
 
-def linear_matmuls(path: Path, keep_fp32: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
-    """``(to quantise, kept fp32)`` MatMul node names. Quantisable: MatMuls with a weight
-    initializer (the linear layers) whose module path names none of ``keep_fp32``. Kept:
-    those, the attention products (no weights) and the output projection (its weight is
-    the tied embedding, and it runs on one position per row)."""
+def _module_path(node: Any) -> str:
+    """The torch module path (as ``named_modules`` spells it) a graph node came from, read
+    from the scopes the exporter records per node; '' when unknown."""
+    scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+    # The scopes are a list's repr: ['', 'lm', 'lm.model', ..., 'lm.model.layers.0.mlp.down_proj', 'linear_6'].
+    paths = [x.strip(" '\"") for x in scopes.strip("[]").split(",")]
+    paths = [x for x in paths if x == "lm" or x.startswith("lm.")]
+    return paths[-1][3:] if paths else ""
+
+
+def keeps_fp32(module: str, keep_fp32: tuple[str, ...]) -> bool:
+    """Whether ``keep_fp32`` selects the linear layer at module path ``module`` (e.g.
+    ``model.layers.29.mlp.down_proj``). An entry is a glob (``model.layers.2[6-9].mlp.*``,
+    ``*.down_proj``) or dotted name segments matched whole anywhere in the path:
+    ``down_proj`` (every layer's), ``mlp`` (every MLP), ``model.layers.29`` (all of layer 29;
+    not layer 2 from ``layers.2``)."""
+    dotted = f".{module}."
+    for entry in keep_fp32:
+        if any(c in entry for c in "*?[") and fnmatch.fnmatchcase(module, entry):
+            return True
+        if f".{entry.strip('.')}." in dotted:
+            return True
+    return False
+
+
+def linear_modules(path: Path) -> dict[str, str]:
+    """``{MatMul node name: module path}`` of the graph's linear layers with a weight
+    initializer: the MatMuls int8 quantises unless kept fp32. The output projection is not
+    among them (its weight is the tied embedding, and it stays fp32)."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
     weights = {init.name for init in graph.initializer}
-    linear, other = [], []
+    return {node.name: _module_path(node) for node in graph.node
+            if node.op_type == "MatMul" and node.input[1] in weights}
+
+
+def linear_matmuls(path: Path, keep_fp32: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """``(to quantise, kept fp32)`` MatMul node names. Quantisable: the linear layers
+    (:func:`linear_modules`) that ``keep_fp32`` does not select (:func:`keeps_fp32`). Kept:
+    those, the attention products (no weights) and the output projection."""
+    import onnx
+
+    linear = linear_modules(path)
+    graph = onnx.load(str(path), load_external_data=False).graph
+    quantise, other = [], []
     for node in graph.node:
         if node.op_type != "MatMul":
             continue
-        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
-        keep = any(name in scopes for name in keep_fp32)
-        (linear if node.input[1] in weights and not keep else other).append(node.name)
-    return linear, other
+        if node.name in linear and not keeps_fp32(linear[node.name], keep_fp32):
+            quantise.append(node.name)
+        else:
+            other.append(node.name)
+    return quantise, other
 
 
 def quantize_int8(src: Path, dst: Path, *, external: bool = False, keep_fp32: tuple[str, ...] = ()) -> dict[str, Any]:
     """Dynamic int8 quantisation (``onnxruntime.quantization.quantize_dynamic``: QInt8
     per-tensor weights, uint8 activations quantised at run time) of the linear layers'
-    MatMuls, except those whose module path (recorded by the exporter per node) names one
-    of ``keep_fp32`` (e.g. ``("down_proj",)``: the MLP down projection reads SiLU(gate)*up,
-    whose outliers per-tensor activation quantisation handles worst; keeping it fp32 costs
-    speed, see docs/speed.md). Returns what was done (for the manifest)."""
+    MatMuls, except those ``keep_fp32`` selects by module path (:func:`keeps_fp32`; e.g.
+    ``("down_proj",)``: the MLP down projection reads SiLU(gate)*up, whose outliers
+    per-tensor activation quantisation handles worst; keeping it fp32 costs speed, see
+    docs/speed.md). Returns what was done (for the manifest)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    modules = linear_modules(src)
     linear, other = linear_matmuls(src, keep_fp32)
+    kept = sorted({modules[n] for n in other if n in modules})
     started = time.perf_counter()
     root = logging.getLogger()
     level = root.level
@@ -365,6 +474,7 @@ def quantize_int8(src: Path, dst: Path, *, external: bool = False, keep_fp32: tu
         "per_channel": False,
         "op_types": ["MatMul"],
         "kept_fp32": list(keep_fp32),
+        "kept_fp32_modules": kept,
         "quantized_matmuls": len(linear),
         "fp32_matmuls": len(other),
         "seconds": round(time.perf_counter() - started, 1),
@@ -389,11 +499,16 @@ def cached_export(model: str | None, *, adapter: str | None = "auto", quantize: 
     key = hashlib.sha256(json.dumps([name, adapter_sha, revision, FORMAT_VERSION]).encode()).hexdigest()[:16]
     target = cache_dir() / "onnx" / f"{Path(name).name}-{key}"
     if (target / MANIFEST).is_file():
-        manifest = json.loads((target / MANIFEST).read_text())
-        if quantize is None or quantize in manifest.get("graphs", {}):
+        try:
+            manifest = read_manifest(target)
+        except ModelLoadError as exc:  # damaged or from another flame-reward: export again
+            log.warning("re-exporting the cached ONNX judge in %s: %s", target, exc)
+        else:
+            if quantize is None or quantize in manifest.get("graphs", {}):
+                return target
+            add_int8(target)
             return target
-        add_int8(target)
-        return target
+    _drop_old_exports(target, adapter_sha, revision)
     log.warning("exporting %s to ONNX in %s (once; this takes minutes)", name, target)
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -403,18 +518,40 @@ def cached_export(model: str | None, *, adapter: str | None = "auto", quantize: 
     return target
 
 
-def add_int8(path: str | os.PathLike[str]) -> Path:
-    """Add ``model.int8.onnx`` to an existing export (quantising its fp32 graph)."""
+def _drop_old_exports(target: Path, adapter_sha: str | None, revision: str | None) -> None:
+    """Delete cached exports of the same model (same directory name before the key),
+    adapter and revision written in an older format: their key differs, so they would
+    otherwise stay on disk forever."""
+    stem = target.name.rsplit("-", 1)[0] + "-"
+    if not target.parent.is_dir():
+        return
+    for old in target.parent.iterdir():
+        if old == target or not old.name.startswith(stem) or len(old.name) != len(target.name):
+            continue
+        try:
+            m = json.loads((old / MANIFEST).read_text())
+        except (OSError, ValueError):
+            continue
+        if (isinstance(m, dict) and m.get("format") == FORMAT and m.get("format_version") != FORMAT_VERSION
+                and m.get("adapter_sha256") == adapter_sha and m.get("revision") == revision):
+            log.warning("removing %s (an ONNX export in format version %s)", old, m.get("format_version"))
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def add_int8(path: str | os.PathLike[str], keep_fp32: tuple[str, ...] = ()) -> Path:
+    """Add (or replace) ``model.int8.onnx`` in an existing export, quantising its fp32
+    graph, keeping the linear layers ``keep_fp32`` selects in fp32 (:func:`keeps_fp32`).
+    Seconds, not minutes: the way to try many selections on one export."""
     judge_dir = check_onnx_dir(path)
     manifest = dict(judge_dir.manifest)
     external = bool(manifest["graphs"]["fp32"].get("data"))
     int8_path = judge_dir.path / GRAPH_FILES["int8"]
     (judge_dir.path / MANIFEST).unlink()
-    info = quantize_int8(judge_dir.graph, int8_path, external=external)
+    info = quantize_int8(judge_dir.graph, int8_path, external=external, keep_fp32=tuple(keep_fp32))
     manifest["graphs"] = {**manifest["graphs"], "int8": {**_graph_entry(int8_path), "quantization": info}}
     (judge_dir.path / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return judge_dir.path
 
 
-__all__ = ["add_int8", "cached_export", "export_loaded", "export_onnx", "fuse_for_ort", "linear_matmuls", "quantize_int8",
-           "verify_graph"]
+__all__ = ["add_int8", "cached_export", "export_loaded", "export_onnx", "fuse_for_ort", "keeps_fp32", "kv_cache_spec",
+           "linear_matmuls", "linear_modules", "quantize_int8", "verify_graph"]

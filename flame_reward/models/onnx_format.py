@@ -2,18 +2,31 @@
 
 A directory written by ``flame-reward export-onnx`` holds
 
-- ``model.onnx``: the judge (LoRA adapter merged) from token ids to
-  ``log_softmax(logits)[rows, keep_positions, token_ids]``. Inputs (:data:`INPUTS`):
+- ``model.onnx``: the judge (LoRA adapter merged) from token ids to the verdict tokens'
+  log-probabilities and the hidden state the LM head reads. Inputs (:data:`INPUTS`):
   ``input_ids``, ``attention_mask``, ``position_ids`` (int64 ``[batch, seq]``, left-padded
   as :func:`flame_reward.models.backends.left_pad` does), ``keep_positions`` (int64
   ``[keep]``, the columns to read: ``seq-keep .. seq-1``) and ``token_ids`` (int64 ``[k]``,
-  so any verdict vocabulary works). Output ``logprobs``: float32 ``[batch, keep, k]``.
-  Batch, sequence, keep and k are dynamic axes.
+  so any verdict vocabulary works). Outputs (:data:`OUTPUTS`): ``logprobs``, float32
+  ``[batch, keep, k]``, and ``hidden``, float32 ``[batch, d]``: the LM head's input at each
+  row's last position (what trained verdict heads read).
+- The KV cache (manifest ``kv_cache``, present unless the model cannot share prefixes):
+  inputs ``past.{layer}.key`` / ``past.{layer}.value``, float32 ``[1, kv_heads, past,
+  head_dim]``, the keys and values of a shared prefix (batch 1: every row continues the
+  same prefix; ``past`` may be 0), and outputs ``new.{layer}.key`` / ``new.{layer}.value``,
+  ``[batch, kv_heads, seq, head_dim]``, the keys and values of this call's tokens only.
+  With a prefix, ``attention_mask`` covers ``[prefix | row]`` and ``position_ids``
+  continue after the prefix. A prefix's state is the concatenation, along the sequence
+  axis, of the ``new`` outputs of the calls that computed it.
 - ``model.int8.onnx`` when exported with ``--quantize int8``: the same graph with its
-  linear layers dynamically quantised.
+  linear layers dynamically quantised (some kept fp32 when asked; the manifest says which).
 - the tokenizer files, and ``manifest.json`` (written last, so a directory without it is
   an unfinished export): model id, adapter and its sha256, the files with sizes and
-  sha256, input/output names, opset, exporter, export date and library versions.
+  sha256, input/output names, the KV cache's shape, opset, exporter, export date and
+  library versions.
+
+Format version 2 added ``hidden`` and the KV cache; a version 1 directory is refused with
+a request to re-export (cached exports are redone automatically).
 
 This module is the reading side, shared by the ONNX backend and the exporter; it imports
 nothing heavier than the errors, so checking a directory never loads torch or onnx.
@@ -33,11 +46,32 @@ from flame_reward.models.digests import adapter_sha256
 
 MANIFEST = "manifest.json"
 FORMAT = "flame-reward-onnx-judge"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 INPUTS = ("input_ids", "attention_mask", "position_ids", "keep_positions", "token_ids")
 OUTPUT = "logprobs"
+HIDDEN = "hidden"
+OUTPUTS = (OUTPUT, HIDDEN)
 QUANTIZE_CHOICES = ("int8",)
+#: What each format version lacks, for the re-export message.
+_OLD_VERSIONS = {1: "the 'hidden' output (read by verdict heads) and the KV cache inputs/outputs (prefix sharing)"}
+
+
+def past_names(layers: int) -> list[str]:
+    """The KV cache inputs, in feed order: ``past.0.key, past.0.value, past.1.key, ...``."""
+    return [f"past.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+
+
+def new_names(layers: int) -> list[str]:
+    """The KV cache outputs (this call's keys and values), in the order of :func:`past_names`."""
+    return [f"new.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+
+
+def graph_io(manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """``(inputs, outputs)`` a graph of this manifest must have, in order."""
+    kv = manifest.get("kv_cache")
+    layers = int(kv["layers"]) if kv else 0
+    return list(INPUTS) + past_names(layers), list(OUTPUTS) + new_names(layers)
 
 
 def check_quantize(quantize: str | None) -> str | None:
@@ -49,19 +83,36 @@ def check_quantize(quantize: str | None) -> str | None:
     return quantize
 
 
-def verdict_feeds(ids: Any, mask: Any, positions: Any, keep: int, token_ids: Any) -> dict[str, Any]:
+def verdict_feeds(ids: Any, mask: Any, positions: Any, keep: int, token_ids: Any,
+                  kv: dict[str, Any] | None = None, past: Any = None) -> dict[str, Any]:
     """The graph's input dictionary for a left-padded batch (numpy int64 ``[batch, seq]``
-    arrays): read the last ``keep`` columns, restricted to ``token_ids``."""
+    arrays): read the last ``keep`` columns, restricted to ``token_ids``.
+
+    ``kv`` (the manifest's ``kv_cache``) adds the cache inputs: ``past``, the per-layer
+    keys and values (batch 1, in :func:`past_names` order) of a prefix every row continues,
+    or none (an empty cache). The mask then covers the prefix and positions continue after it.
+    """
     import numpy as np
 
     width = ids.shape[1]
-    return {
+    plen = int(past[0].shape[2]) if past else 0
+    if plen:
+        mask = np.concatenate([np.ones((ids.shape[0], plen), dtype=np.int64), mask], axis=1)
+        positions = positions + plen
+    feeds = {
         "input_ids": ids,
         "attention_mask": mask,
         "position_ids": positions,
         "keep_positions": np.arange(width - keep, width, dtype=np.int64),
         "token_ids": np.asarray(list(token_ids), dtype=np.int64),
     }
+    if kv is not None:
+        names = past_names(int(kv["layers"]))
+        if not past:
+            empty = np.zeros((1, int(kv["kv_heads"]), 0, int(kv["head_dim"])), dtype=np.float32)
+            past = [empty] * len(names)
+        feeds.update(zip(names, past))
+    return feeds
 
 
 @dataclass
@@ -97,12 +148,23 @@ def read_manifest(p: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelLoadError(f"{mpath} is not a flame-reward ONNX manifest (format {manifest.get('format')!r}, "
                              f"expected {FORMAT!r})" if isinstance(manifest, dict) else f"{mpath} is not a manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelLoadError(f"{mpath} has format_version {manifest.get('format_version')!r}; this flame-reward "
-                             f"reads version {FORMAT_VERSION}: re-export the model")
-    if manifest.get("inputs") != list(INPUTS) or manifest.get("outputs") != [OUTPUT]:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        lacks = f" (it lacks {_OLD_VERSIONS[version]})" if version in _OLD_VERSIONS else ""
+        raise ModelLoadError(
+            f"{mpath} has format_version {version!r}{lacks}; this flame-reward reads version {FORMAT_VERSION}: "
+            f"re-export it with 'flame-reward export-onnx --model {manifest.get('model') or 'MODEL'} --out {p}' "
+            "(add --quantize int8 for the int8 graph); exports cached by --backend onnx are redone automatically"
+        )
+    kv = manifest.get("kv_cache")
+    if kv is not None and not (isinstance(kv, dict) and all(isinstance(kv.get(k), int) and kv[k] > 0
+                                                             for k in ("layers", "kv_heads", "head_dim"))):
+        raise ModelLoadError(f"{mpath} has a malformed kv_cache entry {kv!r}: expected layers, kv_heads and "
+                             "head_dim (positive integers), or null; re-export it")
+    inputs, outputs = graph_io(manifest)
+    if manifest.get("inputs") != inputs or manifest.get("outputs") != outputs:
         raise ModelLoadError(f"{mpath} declares inputs {manifest.get('inputs')} and outputs {manifest.get('outputs')}; "
-                             f"expected {list(INPUTS)} -> [{OUTPUT!r}]")
+                             f"expected {inputs} -> {outputs}")
     return manifest
 
 
@@ -169,5 +231,6 @@ def _check_adapter(p: Path, manifest: dict[str, Any], adapter: str | None) -> No
         )
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "GRAPH_FILES", "INPUTS", "MANIFEST", "OUTPUT", "QUANTIZE_CHOICES",
-           "OnnxJudgeDir", "check_onnx_dir", "check_quantize", "is_onnx_dir", "read_manifest", "verdict_feeds"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "GRAPH_FILES", "HIDDEN", "INPUTS", "MANIFEST", "OUTPUT", "OUTPUTS",
+           "QUANTIZE_CHOICES", "OnnxJudgeDir", "check_onnx_dir", "check_quantize", "graph_io", "is_onnx_dir",
+           "new_names", "past_names", "read_manifest", "verdict_feeds"]
