@@ -112,15 +112,15 @@ def test_each_trained_criteria_uses_its_head(embedded_judge, raw_judge):
         assert got.distribution != want.distribution
 
 
-#: CI: the first N dev records of a set in file order (pairwise: non-tie). Measured on this
-#: CPU (1-2 threads, max_length 1024): (judge, raw). Margin: 2 records' worth.
+#: CI: the first N dev records of a set in file order (pairwise: non-tie), through the public
+#: API. Measured on this CPU (max_length 1024): (judge, raw). Margin: 2 records' worth.
+#: QAGS's route did not gain on the train carve-out and was not shipped: the raw model judges it.
 FIXED_N = 40
 FIXED = {
-    "hh-helpful": (None, None),
-    "hh-harmless": (None, None),
-    "pandalm": (None, None),
-    "openmeva": (None, None),
-    "qags": (None, None),
+    "hh-helpful": (0.750, 0.650),
+    "hh-harmless": (0.675, 0.375),
+    "pandalm": (0.775, 0.700),
+    "qags": (0.725, 0.725),
 }
 MARGIN = 2 / FIXED_N
 
@@ -136,9 +136,13 @@ def fixed_figures(embedded_judge):
 def test_fixed_dev_records_per_set(fixed_figures, name):
     got = fixed_figures[name]
     judge, raw = FIXED[name]
-    assert got["errors"] == 0 and got["head"] == got["n"]
+    assert got["errors"] == 0
     assert got["raw"]["value"] == pytest.approx(raw, abs=MARGIN), got
-    assert got["judge"]["value"] >= judge - MARGIN, got
+    if name == "qags":
+        assert got["head"] == 0 and got["judge"] == got["raw"]
+    else:
+        assert got["head"] == got["n"]
+        assert got["judge"]["value"] >= judge - MARGIN, got
 
 
 def _dev_report():
@@ -160,3 +164,43 @@ def test_every_dev_set_through_the_public_api_matches_the_report(embedded_judge)
         want = report["dev"][name]
         for side in ("raw", "judge"):
             assert got[side]["value"] == pytest.approx(want[side]["value"], abs=0.02), (name, side, got, want)
+
+
+# --- the issue's targets, on the dev report (dev read once; the slow test above ties the
+# report to the public API) --------------------------------------------------------------
+
+
+def _side(report, names, side):
+    got = [(report["dev"][n][side]["value"], report["dev"][n][side]["pairs"]) for n in names]
+    return sum(v * n for v, n in got) / sum(n for _, n in got)
+
+
+def test_target_hh_helpful_and_harmless_mean():
+    report = _dev_report()
+    mean = (report["dev"]["hh-helpful"]["judge"]["value"] + report["dev"]["hh-harmless"]["judge"]["value"]) / 2
+    assert mean >= 0.67, mean  # measured 0.683 (raw 0.511)
+
+
+def test_target_pandalm_auto_j_llmbar_pooled():
+    report = _dev_report()
+    assert _side(report, ("pandalm", "auto-j", "llmbar"), "judge") >= 0.56  # measured 0.617 (raw 0.528)
+
+
+def test_target_summary_tau_above_raw_on_average():
+    report = _dev_report()
+    for name in ("summeval", "dialsummeval"):
+        assert report["dev"][name]["judge"]["value"] > report["dev"][name]["raw"]["value"], name
+
+
+def test_target_no_set_worse_than_raw_beyond_its_interval():
+    report = _dev_report()
+    for name, both in report["dev"].items():
+        assert both["judge"]["value"] >= both["raw"]["value"] - both["raw"]["interval"], (name, both)
+
+
+def test_the_report_read_dev_once_after_selection():
+    report = _dev_report()
+    assert report["dev_read_once"] is True
+    assert set(report["selection"]["validation_records"]) == set(report["train_records"])
+    heads = json.loads((SHIPPED / "heads.json").read_text())
+    assert heads["dev_splits_read"] is True and [r["name"] for r in heads["routes"]] == report["shipped_routes"]
