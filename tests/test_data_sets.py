@@ -212,12 +212,13 @@ def test_sets_have_descriptions() -> None:
 
 def test_hh_sets_carry_their_own_criteria() -> None:
     # Helpful and harmless reward opposite behaviour on similar prompts; each set says which.
-    from flame_reward.data.sets import HH_HARMLESS_CRITERIA, HH_HELPFUL_CRITERIA
+    from flame_reward.data.sets import GENERAL_CRITERIA, HH_HARMLESS_CRITERIA, HH_HELPFUL_CRITERIA
     from flame_reward.eval.pairs import pair_example
 
+    # PandaLM, Auto-J and LLMBar ask one question of a pair (instruction following).
     expected = {"hh-helpful": HH_HELPFUL_CRITERIA, "hh-harmless": HH_HARMLESS_CRITERIA,
                 "hh-helpful-online": HH_HELPFUL_CRITERIA, "hh-helpful-rejection": HH_HELPFUL_CRITERIA,
-                "pandalm": None, "auto-j": None, "llmbar": None}
+                "pandalm": GENERAL_CRITERIA, "auto-j": GENERAL_CRITERIA, "llmbar": GENERAL_CRITERIA}
     for name, criteria in expected.items():
         records = load_pairs(name, split="dev").records
         assert {r.criteria for r in records} == {criteria}, name
@@ -225,4 +226,4 @@ def test_hh_sets_carry_their_own_criteria() -> None:
     assert record.swapped().criteria == HH_HARMLESS_CRITERIA
     assert pair_example(record)["criteria"] == HH_HARMLESS_CRITERIA
     assert pair_example(record, criteria="Brevity.")["criteria"] == "Brevity."  # the caller's wins
-    assert "criteria" not in pair_example(load_pairs("pandalm", split="dev").records[0])
+    assert pair_example(load_pairs("pandalm", split="dev").records[0])["criteria"] == GENERAL_CRITERIA

@@ -61,7 +61,8 @@ def test_listing_task_types_loads_no_torch_and_no_training_code():
     assert not {"torch", "transformers", "trl", "peft", "grpc"} & {m.split(".")[0] for m in out}
     # The train and self-improving packages contribute only their command parsers.
     trained = [m for m in out if m.startswith(("flame_reward.train.", "flame_reward.selfimprove."))]
-    assert sorted(trained) == ["flame_reward.selfimprove.command", "flame_reward.train.command"]
+    assert sorted(trained) == ["flame_reward.selfimprove.command", "flame_reward.train.command",
+                               "flame_reward.train.heads_command"]
 
 
 def test_builtins_are_registered_plugins():

@@ -135,3 +135,14 @@ def test_swapped_exchanges_the_swap_fields_only():
     with pytest.raises(InvalidInput) as err:
         get_task_type("pointwise").swapped({"prompt": "p", "response": "r"})
     assert err.value.field == "task"
+
+
+def test_a_lone_surrogate_is_refused_naming_the_field():
+    from flame_reward.errors import InvalidInput
+    from flame_reward.tasks.registry import get_task_type
+
+    pairwise = get_task_type("pairwise")
+    good = {"prompt": "p", "response_a": "a", "response_b": "b"}
+    for field in ("prompt", "response_b", "criteria"):
+        with pytest.raises(InvalidInput, match=f"^{field}: is not valid Unicode"):
+            pairwise.validate(dict(good, **{field: "ok \ud800 broken"}))

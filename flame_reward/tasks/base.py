@@ -78,6 +78,14 @@ class Summary:
     score: float
 
 
+def _check_unicode(name: str, text: str) -> None:
+    """Refuse text a tokenizer cannot encode (a lone surrogate from broken JSON or UTF-16)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(name, f"is not valid Unicode text (lone surrogate at character {exc.start})") from None
+
+
 class TaskType(ABC):
     """Base class of every task type. Subclasses set ``name``, ``description``, ``fields``."""
 
@@ -112,10 +120,13 @@ class TaskType(ABC):
                 raise InvalidInput(f.name, f"must be a string, got {type(value).__name__}")
             if f.required and not value.strip():
                 raise InvalidInput(f.name, "is empty")
+            _check_unicode(f.name, value)
             out[f.name] = value
         criteria = example.get("criteria")
         if criteria is not None and not isinstance(criteria, str):
             raise InvalidInput("criteria", f"must be a string, got {type(criteria).__name__}")
+        if criteria is not None:
+            _check_unicode("criteria", criteria)
         for name in self.options:
             if name in example and example[name] is not None:
                 out[name] = example[name]
