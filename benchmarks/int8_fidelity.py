@@ -340,7 +340,7 @@ def main() -> int:
 
 def render(result: Mapping[str, Any], bar: float = AGREEMENT_BAR) -> str:
     info, train = result["info"], result["train"]
-    lines = [f"# int8 fidelity (`benchmarks/int8_fidelity.py`)", "",
+    lines = ["# int8 fidelity (`benchmarks/int8_fidelity.py`)", "",
              f"Judge: embedded SmolLM2-135M-Instruct, adapter {info['adapter']}, heads {info['heads']}. "
              f"Reference: {info['reference']}. Every judge: `Autorater.judge`, batch {info['batch_size']}, "
              f"max_length {info['max_length']}, prefix sharing on; ORT int8 = dynamic quantisation "

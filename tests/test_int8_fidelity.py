@@ -109,9 +109,8 @@ def test_outlier_ranking_covers_every_linear_layer(tiny_judge):
 
 
 def test_int8_copy_requantises_without_touching_the_source(tokenizer, tmp_path):
-    from tests.conftest import make_tiny_loaded
-
     from flame_reward.models.onnx_export import export_loaded
+    from tests.conftest import make_tiny_loaded
 
     src = export_loaded(make_tiny_loaded(tokenizer, seed=1, initializer_range=0.5), tmp_path / "src",
                         quantize="int8", verify=False, fuse=False)
