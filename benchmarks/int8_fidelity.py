@@ -214,6 +214,16 @@ def _flat(by_set: Mapping[str, Sequence[Any]]) -> list[Any]:
     return [x for name in by_set for x in by_set[name]]
 
 
+def _earlier_selection(path: Path, name: str) -> dict[str, Any] | None:
+    """The selection an earlier run (``--dev-pairs 0``) wrote, when it chose ``name``: a
+    report with ``--choose`` keeps it, so selection and dev can run as two processes."""
+    try:
+        train = json.loads(path.read_text())["train"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return train if train.get("chosen", {}).get("candidate") == name else None
+
+
 def _machine(threads: int) -> str:
     cpu = platform.machine()
     try:
@@ -302,10 +312,14 @@ def main() -> int:
                 print(f"train {name}: same label {row['same_label']:.1%}, mean |dP| {row['mean_abs_dp']:.4f}, "
                       f"kept {row['kept_fraction']:.0%}, {secs:.0f}s", file=sys.stderr, flush=True)
             chosen = choose(rows, bar=args.bar)
+            result["train"] = {"sets": train_sets, "pairs": len(train_labels), "candidates": rows, "chosen": chosen}
         else:
-            chosen = {"candidate": args.choose, "keep_fp32": list(cands[args.choose]),
-                      "kept_fraction": kept_fraction(weights, cands[args.choose]), "meets_bar": None}
-        result["train"] = {"sets": train_sets, "pairs": len(train_labels), "candidates": rows, "chosen": chosen}
+            earlier = _earlier_selection(out / "int8_fidelity.json", args.choose)
+            chosen = earlier["chosen"] if earlier else {
+                "candidate": args.choose, "keep_fp32": list(cands[args.choose]),
+                "kept_fraction": kept_fraction(weights, cands[args.choose]), "meets_bar": None}
+            result["train"] = earlier or {"sets": train_sets, "pairs": len(train_labels), "candidates": [],
+                                          "chosen": chosen}
 
         dev_rows: dict[str, Any] = {}
         if args.dev_pairs:
