@@ -5,7 +5,7 @@ One pass: each verdict carries the raw model's score from the same forward pass
 the before/after of a set costs one judgment per record. Figures:
 
 - pairwise: accuracy of the debiased verdict on non-tie pairs (P(A) > 0.5 agrees with the
-  human label; exactly 0.5 earns half a point);
+  human label; exactly 0.5 earns half a point; human ties are left out);
 - pointwise: Kendall tau-b of the expected rating with the human mean, per subset
   (dimension), and their mean;
 - classification: accuracy of the most probable label.
@@ -48,7 +48,9 @@ def judge_records(judge: Any, name: str, records: Sequence[Any]) -> dict[str, An
 def _figure(kind: str, records: Sequence[Any], scores: Sequence[float], verdicts: Sequence[Verdict],
             side: str) -> dict[str, Any]:
     if kind == "pairwise":
-        pts = [0.5 if s == 0.5 else float((s > 0.5) == (r.label == "A")) for r, s in zip(records, scores)]
+        # Human ties carry no preference to agree with (as in eval-pairs' accuracy).
+        pts = [0.5 if s == 0.5 else float((s > 0.5) == (r.label == "A"))
+               for r, s in zip(records, scores) if r.label != "tie"]
         acc = sum(pts) / len(pts) if pts else float("nan")
         return {"metric": "accuracy", "value": acc, "interval": proportion_interval(acc, len(pts))}
     if kind == "pointwise":

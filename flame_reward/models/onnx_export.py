@@ -235,8 +235,10 @@ def export_loaded(
         "model": loaded.name,
         "model_path": loaded.path,
         "revision": revision,
-        "adapter": loaded.adapter,
-        "adapter_sha256": loaded.adapter_sha256,
+        # Verdict heads are never merged into a graph (they ride beside it, reading its
+        # hidden-state output), so an export made with a head set holds the raw weights.
+        "adapter": loaded.adapter if loaded.heads is None else None,
+        "adapter_sha256": loaded.adapter_sha256 if loaded.heads is None else None,
         "graphs": graphs,
         "inputs": input_names,
         "outputs": output_names,
@@ -486,6 +488,7 @@ def cached_export(model: str | None, *, adapter: str | None = "auto", quantize: 
     """The ONNX directory for a Hugging Face model (or the embedded default), exported once
     into ``$FLAME_REWARD_CACHE/onnx/`` on first use (minutes for a 135M model on a CPU)."""
     from flame_reward.models.embedded import EMBEDDED_NAME, cache_dir
+    from flame_reward.models.heads import is_head_dir
     from flame_reward.models.loading import is_embedded, resolve_adapter
 
     quantize = check_quantize(quantize)
@@ -495,6 +498,8 @@ def cached_export(model: str | None, *, adapter: str | None = "auto", quantize: 
         local = Path(str(model)).expanduser()
         name = str(local.resolve()) if local.exists() else str(model)
     resolved = resolve_adapter(model, adapter)
+    if resolved and is_head_dir(resolved) and not (Path(resolved).expanduser() / "adapter_config.json").is_file():
+        resolved, adapter = None, None  # heads ride beside the raw graph: one raw export serves both
     adapter_sha = adapter_sha256(Path(resolved).expanduser()) if resolved else None
     key = hashlib.sha256(json.dumps([name, adapter_sha, revision, FORMAT_VERSION]).encode()).hexdigest()[:16]
     target = cache_dir() / "onnx" / f"{Path(name).name}-{key}"

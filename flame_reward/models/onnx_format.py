@@ -221,6 +221,8 @@ def _check_adapter(p: Path, manifest: dict[str, Any], adapter: str | None) -> No
     if adapter in (None, "auto", "none", ""):
         return
     apath = Path(adapter).expanduser()
+    if (apath / "heads.json").is_file() and not (apath / "adapter_config.json").is_file():
+        return  # verdict heads are applied beside the graph, never merged into it
     if not (apath / "adapter_config.json").is_file():
         raise ModelLoadError(f"adapter directory {adapter!r} has no adapter_config.json")
     sha = adapter_sha256(apath)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flame_reward.errors import InvalidInput
+from flame_reward.eval.metrics import tau_interval
 from flame_reward.hookspecs import hookimpl
 
 
@@ -104,9 +105,10 @@ def dev_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                      "raw": raw, "judge": judge, "head": judge.get("head", 0)})
         for sub, tau in (raw.get("per_subset") or {}).items():
             if len(raw["per_subset"]) > 1:
+                ci = tau_interval(raw["subset_n"][sub])
                 rows.append({"set": f"{name}/{sub}", "metric": "kendall_tau", "n": raw["subset_n"][sub],
-                             "raw": {"value": tau, "interval": float("nan")},
-                             "judge": {"value": judge["per_subset"][sub], "interval": float("nan")},
+                             "raw": {"value": tau, "interval": ci},
+                             "judge": {"value": judge["per_subset"][sub], "interval": ci},
                              "head": None})
     return rows
 
@@ -170,9 +172,9 @@ def write_card(path: Path, report: Mapping[str, Any]) -> Path:
         "# smollm2-135m-flame-rm: verdict heads for the embedded judge", "",
         "- Base model: `smollm2-135m-instruct` (the embedded default; portable id, resolved by flame-reward)",
         f"- Rebuild: `{report.get('command', 'flame-reward train-heads --out runs/heads --dev')}`",
-        f"- Time on this CPU (2 cores): {report.get('wall_seconds', report['seconds']):.0f} s in all; feature "
-        f"extraction of the train splits {sum(report['feature_seconds_train'].values()):.0f} s, final fit "
-        f"{report['fit_seconds']:.1f} s",
+        f"- Rebuild time on this CPU (2 cores): {report['rebuild_seconds'] / 60:.0f} min = feature extraction of "
+        f"the train splits {sum(report['feature_seconds_train'].values()):.0f} s (measured when the feature cache "
+        f"was made) + selection {report['select_seconds']:.0f} s + final fit {report['fit_seconds']:.0f} s",
         f"- Method: {report['method']}; applied in code only on its routes (task, verdict labels, exact criteria); "
         "every other verdict is the raw model's, bit for bit",
         "- On by default: `adapter=\"auto\"` (the default of the Autorater, CLI, TRL rewards, sidecar, reranker) "
@@ -199,7 +201,18 @@ def write_card(path: Path, report: Mapping[str, Any]) -> Path:
            else "They have not been read by this run."),
     ]
     if report.get("dev"):
-        lines += ["", "## Dev splits (read once)", "", dev_markdown(report)]
+        lines += ["", "## Dev splits (read once)", "",
+                  "Each set under its own criteria; the raw model's figure is from the same forward pass. Pairwise: "
+                  "accuracy on non-tie pairs (n), both presentation orders; ratings: Kendall tau-b with the human "
+                  "mean, per dimension and their mean; `head used`: records a shipped head judged (0: the route was "
+                  "not shipped, the raw model judged). 95% intervals (normal for accuracy; tau under independence).",
+                  "", dev_markdown(report)]
+    lines += ["", "## Limits", "",
+              "- Off the routes above the judge is the raw model, which judges near chance on these sets.",
+              "- Routes not shipped (validation gain <= 0) leave their sets to the raw model.",
+              "- One shared criteria (instruction following) serves PandaLM, Auto-J and LLMBar; LLMBar's adversarial "
+              "pairs (a polished response that misses the instruction) can go against it (see the dev table).",
+              "- Features are read at `max_length` 1024; longer inputs are truncated (responses and sources only)."]
     path.write_text("\n".join(lines) + "\n")
     return path
 
