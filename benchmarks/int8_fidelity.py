@@ -136,6 +136,10 @@ def compare(reference: Sequence[Any], got: Sequence[Any], labels: Sequence[str])
     rate, mean and max |dP(A)|, both accuracies and their difference."""
     if len(reference) != len(got) or len(got) != len(labels):
         raise ValueError(f"{len(reference)} reference verdicts, {len(got)} verdicts, {len(labels)} labels")
+    # Items either judge could not judge (ItemError: no score) are left out, and counted.
+    kept = [i for i in range(len(got)) if hasattr(got[i], "score") and hasattr(reference[i], "score")]
+    errors = len(got) - len(kept)
+    reference, got, labels = [reference[i] for i in kept], [got[i] for i in kept], [labels[i] for i in kept]
     n = len(got)
     diffs = [abs(a.score - b.score) for a, b in zip(got, reference)]
     acc_ref = accuracy([v.score for v in reference], labels)
@@ -143,7 +147,7 @@ def compare(reference: Sequence[Any], got: Sequence[Any], labels: Sequence[str])
     return {"n": n, "same_label": sum(a.label == b.label for a, b in zip(got, reference)) / n if n else float("nan"),
             "mean_abs_dp": sum(diffs) / n if n else float("nan"), "max_abs_dp": max(diffs, default=0.0),
             "accuracy_fp32": acc_ref, "accuracy": acc, "accuracy_delta": acc - acc_ref,
-            "headed": sum(1 for v in got if getattr(v, "head", None))}
+            "headed": sum(1 for v in got if getattr(v, "head", None)), "errors": errors}
 
 
 def meets_bar(stats: Mapping[str, Any], bar: float = AGREEMENT_BAR, points: float = ACCURACY_POINTS) -> bool:
@@ -206,7 +210,9 @@ def onnx_judge(path: Path, adapter: str | None, common: Mapping[str, Any]) -> An
 
 def _timed(judge: Any, by_set: Mapping[str, Sequence[dict[str, Any]]]) -> tuple[dict[str, list[Any]], float]:
     t0 = time.perf_counter()
-    out = {name: judge.judge("pairwise", exs) for name, exs in by_set.items()}
+    # "return": an item too long for max_length becomes an ItemError and is left out of the
+    # comparison (as the eval sets count it), instead of stopping the run.
+    out = {name: judge.judge("pairwise", exs, on_error="return") for name, exs in by_set.items()}
     return out, time.perf_counter() - t0
 
 
@@ -355,7 +361,8 @@ def main() -> int:
 def render(result: Mapping[str, Any], bar: float = AGREEMENT_BAR) -> str:
     info, train = result["info"], result["train"]
     lines = ["# int8 fidelity (`benchmarks/int8_fidelity.py`)", "",
-             f"Judge: embedded SmolLM2-135M-Instruct, adapter {info['adapter']}, heads {info['heads']}. "
+             f"Judge: embedded SmolLM2-135M-Instruct, adapter {Path(str(info['adapter'])).name}, "
+             f"verdict heads {', '.join(info['heads'] or []) or 'none'}. "
              f"Reference: {info['reference']}. Every judge: `Autorater.judge`, batch {info['batch_size']}, "
              f"max_length {info['max_length']}, prefix sharing on; ORT int8 = dynamic quantisation "
              f"(`quantize_dynamic`, per-tensor) of the linear layers not kept fp32. {info['machine']}.", ""]

@@ -123,3 +123,11 @@ def test_int8_copy_requantises_without_touching_the_source(tokenizer, tmp_path):
     judge = fid.onnx_judge(dst, None, {"batch_size": 4, "max_length": 512, "threads": 1})
     v = judge.judge("pairwise", [{"prompt": "Hi", "response_a": "Hello!", "response_b": "Go away."}])[0]
     assert 0.0 <= v.score <= 1.0
+
+
+def test_compare_leaves_out_items_that_could_not_be_judged():
+    from flame_reward.results import ItemError
+
+    err = ItemError(index=1, field="max_length", message="too long")
+    stats = fid.compare([_v(0.9), err, _v(0.2)], [_v(0.8), err, _v(0.7)], ["A", "A", "B"])
+    assert stats["n"] == 2 and stats["errors"] == 1 and stats["same_label"] == pytest.approx(0.5)
