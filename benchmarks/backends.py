@@ -318,7 +318,7 @@ def main() -> int:
              f"batch {args.batch_size}, max_length {args.max_length}; {machine}. "
              f"{args.rounds} interleaved rounds (variant order rotated each round); "
              f"load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end (shared machine). "
-             f"Adapter: {judge_info.get('adapter') or 'none'}; verdict heads: {judge_info.get('heads') or 'none'}"
+             f"Adapter: {Path(str(judge_info.get('adapter'))).name if judge_info.get('adapter') else 'none'}; verdict heads: {judge_info.get('heads') or 'none'}"
              f"{f' (int8 keep-fp32 setting: {keep_name} = {list(keep)})' if partial_name else ''}. Peak RSS: a fresh process per variant loads it and judges 8 pairs.", "",
              "| variant | seconds | judgments/s | speed-up vs torch fp32 | accuracy | mean abs. dP(A) vs torch fp32 "
              "| max abs. dP(A) | same label | peak RSS |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
