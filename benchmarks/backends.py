@@ -61,17 +61,27 @@ def _machine(threads: int) -> str:
 
 
 def _partial_int8(src: Path, target: Path, keep: tuple[str, ...]) -> str:
-    """A copy of the export whose int8 graph keeps the ``keep`` linear layers fp32."""
-    from flame_reward.models.onnx_export import _graph_entry, quantize_int8
-    from flame_reward.models.onnx_format import MANIFEST
+    """A copy of the export whose int8 graph keeps the ``keep`` linear layers fp32: the
+    other files are hard-linked (no copy of the fp32 graph), the int8 graph and the
+    manifest are written anew."""
+    from flame_reward.models.onnx_export import add_int8
 
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(src, target, ignore=shutil.ignore_patterns("model.int8.onnx*"))
-    manifest = json.loads((target / MANIFEST).read_text())
-    info = quantize_int8(target / "model.onnx", target / "model.int8.onnx", keep_fp32=keep)
-    manifest["graphs"]["int8"] = {**_graph_entry(target / "model.int8.onnx"), "quantization": info}
-    (target / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return str(target)
+    target.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and not f.name.startswith("model.int8.onnx") and f.name != "manifest.json":
+            os.link(f, target / f.name)
+    shutil.copy(src / "manifest.json", target / "manifest.json")
+    return str(add_int8(target, keep))
+
+
+def chosen_keep_fp32(results: Path) -> tuple[str, tuple[str, ...]] | None:
+    """``(name, keep_fp32)`` of the setting ``benchmarks/int8_fidelity.py`` chose, if it ran."""
+    try:
+        chosen = json.loads((results / "int8_fidelity.json").read_text())["train"]["chosen"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return str(chosen["candidate"]), tuple(chosen["keep_fp32"])
 
 
 def hh_records(pairs: int, seed: int = 0) -> list[Any]:
@@ -141,6 +151,35 @@ def peak_rss_mb(spec: tuple[str, str, bool], onnx_dir: str | None, adapter: str 
     return float(value)
 
 
+def summary_targets(rows: list[dict[str, Any]], group_rows: list[dict[str, Any]],
+                    rr_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 19's speed targets against this run: the best variant with prefix sharing at
+    >= 4x torch fp32 unshared (pairs), and a pointwise group of 8 in < 30% of the unshared
+    time."""
+    shared = [r for r in rows if "prefix sharing" in r["variant"]]
+    best = max(shared, key=lambda r: r["speedup_vs_torch_fp32"]) if shared else None
+    out: dict[str, Any] = {"lines": []}
+    if best:
+        out["pairs_4x"] = {"variant": best["variant"], "speedup": best["speedup_vs_torch_fp32"],
+                           "met": best["speedup_vs_torch_fp32"] >= 4.0}
+        out["lines"].append(f"- Target >= 4x torch fp32 unshared (pairs): best with sharing is {best['variant']} at "
+                            f"{best['speedup_vs_torch_fp32']:.2f}x: {'met' if out['pairs_4x']['met'] else 'not met'}.")
+    others = [r for r in group_rows if r["variant"] != "torch fp32"]
+    if others:
+        g = min(others, key=lambda r: r["time_ratio"])
+        out["group_30"] = {"variant": g["variant"], "time_ratio": g["time_ratio"], "met": g["time_ratio"] < 0.30}
+        out["lines"].append(f"- Target: a pointwise group of 8 in < 30% of the unshared time: best is {g['variant']} at "
+                            f"{g['time_ratio']:.0%}: {'met' if out['group_30']['met'] else 'not met'}.")
+    rr = [r for r in rr_rows if r["variant"] != "torch fp32"]
+    if rr:
+        b = min(rr, key=lambda r: r["time_ratio"])
+        out["round_robin"] = {"variant": b["variant"], "time_ratio": b["time_ratio"],
+                              "vs_pointwise_group": b["vs_pointwise_group"]}
+        out["lines"].append(f"- Round robin of 8 (56 rows): best is {b['variant']} at {b['time_ratio']:.0%} of torch fp32 "
+                            f"unshared on the same games, {b['vs_pointwise_group']:.1f}x the unshared pointwise group's time.")
+    return out
+
+
 def _rotate(items: list[Any], k: int) -> list[Any]:
     k %= len(items)
     return items[k:] + items[:k]
@@ -162,8 +201,9 @@ def main() -> int:
                     help="threads per variant (default 1: on a shared, oversubscribed CPU, 2 OpenMP threads "
                          "spent most of their time waiting at barriers)")
     ap.add_argument("--onnx-dir", default=None, help="an export-onnx directory with int8 (default: export once into the cache)")
-    ap.add_argument("--int8-keep-fp32", default="down_proj", metavar="NAMES",
-                    help="also run an int8 graph keeping these linear layers fp32 (default down_proj; '' to skip)")
+    ap.add_argument("--int8-keep-fp32", default=None, metavar="NAMES",
+                    help="also run an int8 graph keeping these linear layers fp32, with sharing (default: the setting "
+                         "benchmarks/int8_fidelity.py chose, from OUT/int8_fidelity.json, else down_proj; '' to skip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args()
@@ -182,11 +222,16 @@ def main() -> int:
     specs: dict[str, tuple[str, str, bool]] = dict(VARIANTS)
     variants = {name: make_judge(spec, onnx_dir, adapter, common) for name, spec in specs.items()}
     scratch = Path(tempfile.mkdtemp(prefix="flame-bench-"))
-    keep = tuple(x.strip() for x in args.int8_keep_fp32.split(",") if x.strip())
-    partial_dir = None
-    if keep:
+    chosen = chosen_keep_fp32(Path(args.out)) if args.int8_keep_fp32 is None else None
+    if chosen is not None:
+        keep_name, keep = chosen
+    else:
+        keep = tuple(x.strip() for x in (args.int8_keep_fp32 or "down_proj").split(",") if x.strip())
+        keep_name = "+".join(keep)
+    partial_dir, partial_name = None, None
+    if keep and args.int8_keep_fp32 != "":
         partial_dir = _partial_int8(Path(onnx_dir), scratch / "int8-partial", keep)
-        name = f"ORT int8, {'+'.join(keep)} fp32, + prefix sharing"
+        name = partial_name = f"ORT int8, {keep_name} fp32, + prefix sharing"
         specs[name] = ("onnx", "int8", True)
         variants[name] = make_judge(specs[name], partial_dir, adapter, common)
     machine = _machine(args.threads)
@@ -210,8 +255,9 @@ def main() -> int:
               file=sys.stderr, flush=True)
 
     groups: list[dict[str, Any]] = []
-    group_seconds = {name: 0.0 for name in GROUP_VARIANTS}
-    rr_seconds = {name: 0.0 for name in RR_VARIANTS}
+    extra = (partial_name,) if partial_name else ()
+    group_seconds = {name: 0.0 for name in GROUP_VARIANTS + extra}
+    rr_seconds = {name: 0.0 for name in RR_VARIANTS + extra}
     group_equal = {"pointwise": 0.0, "round robin": 0.0}
     if args.groups:
         pool = [r.response_a for r in records] + [r.response_b for r in records]
@@ -223,7 +269,7 @@ def main() -> int:
             cands = [rec.response_a, rec.response_b] + rng.sample(others, args.group_size - 2)
             items = [{"prompt": rec.prompt, "response": c} for c in cands]
             scores: dict[str, list[float]] = {}
-            for name in _rotate(list(GROUP_VARIANTS), g):
+            for name in _rotate(list(group_seconds), g):
                 t0 = time.perf_counter()
                 scores[name] = [v.score for v in variants[name].judge("pointwise", items)]
                 group_seconds[name] += time.perf_counter() - t0
@@ -235,7 +281,7 @@ def main() -> int:
                     return {"prompt": prompt, "response_a": cands[a], "response_b": cands[b]}
 
                 outcomes: dict[str, list[float]] = {}
-                for name in _rotate(list(RR_VARIANTS), g):
+                for name in _rotate(list(rr_seconds), g):
                     t0 = time.perf_counter()
                     games = play(variants[name], "pairwise", [list(range(len(cands)))], example)
                     rr_seconds[name] += time.perf_counter() - t0
@@ -251,11 +297,12 @@ def main() -> int:
     memory: dict[str, float] = {}
     if not args.no_memory:  # after the timed part: these processes would compete with it
         for name, spec in specs.items():
-            memory[name] = peak_rss_mb(spec, partial_dir if "fp32, +" in name else onnx_dir, adapter, common, pairs[:8])
+            memory[name] = peak_rss_mb(spec, partial_dir if name == partial_name else onnx_dir, adapter, common, pairs[:8])
             print(f"peak RSS {name}: {memory[name]:.0f} MiB", file=sys.stderr, flush=True)
     shutil.rmtree(scratch, ignore_errors=True)
 
     n = len(pairs)
+    judge_info = variants["torch fp32"].info
     base = verdicts["torch fp32"]
     rows = []
     for name in variants:
@@ -271,7 +318,8 @@ def main() -> int:
              f"batch {args.batch_size}, max_length {args.max_length}; {machine}. "
              f"{args.rounds} interleaved rounds (variant order rotated each round); "
              f"load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end (shared machine). "
-             f"Adapter: {adapter or 'none'}. Peak RSS: a fresh process per variant loads it and judges 8 pairs.", "",
+             f"Adapter: {Path(str(judge_info.get('adapter'))).name if judge_info.get('adapter') else 'none'}; verdict heads: {judge_info.get('heads') or 'none'}"
+             f"{f' (int8 keep-fp32 setting: {keep_name} = {list(keep)})' if partial_name else ''}. Peak RSS: a fresh process per variant loads it and judges 8 pairs.", "",
              "| variant | seconds | judgments/s | speed-up vs torch fp32 | accuracy | mean abs. dP(A) vs torch fp32 "
              "| max abs. dP(A) | same label | peak RSS |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
@@ -305,6 +353,8 @@ def main() -> int:
                              f"{secs / rr_seconds['torch fp32']:.0%} | {secs / base_pw:.1f}x |")
         lines += ["", f"Prefix-shared torch scores equal unshared within {group_equal['pointwise']:.1e} (pointwise "
                       f"expected rating) and {group_equal['round robin']:.1e} (round-robin P(first wins))."]
+    targets = summary_targets(rows, group_rows, rr_rows)
+    lines += ["", *targets["lines"]]
     table = "\n".join(lines)
     print(table)
     (out / "backends.md").write_text(table + "\n")
@@ -313,7 +363,9 @@ def main() -> int:
         "batch_size": args.batch_size, "max_length": args.max_length, "onnx_dir": onnx_dir,
         "onnx_manifest": json.loads((Path(onnx_dir) / "manifest.json").read_text()),
         "load_average": {"start": load_start, "end": load_end}, "variants": rows,
-        "adapter": adapter,
+        "adapter": adapter, "judge": {k: judge_info.get(k) for k in ("adapter", "adapter_sha256", "heads")},
+        "int8_keep_fp32": {"name": keep_name, "keep": list(keep)} if partial_name else None,
+        "targets": targets,
         "groups": {"count": len(groups), "size": args.group_size, "variants": group_rows,
                    "round_robin": {"count": min(args.rr_groups, len(groups)), "variants": rr_rows},
                    "max_abs_dscore_shared_vs_unshared": group_equal, "detail": groups},
