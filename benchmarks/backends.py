@@ -60,21 +60,6 @@ def _machine(threads: int) -> str:
             f"onnxruntime {onnxruntime.__version__}")
 
 
-def _partial_int8(src: Path, target: Path, keep: tuple[str, ...]) -> str:
-    """A copy of the export whose int8 graph keeps the ``keep`` linear layers fp32: the
-    other files are hard-linked (no copy of the fp32 graph), the int8 graph and the
-    manifest are written anew."""
-    from flame_reward.models.onnx_export import add_int8
-
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    for f in src.iterdir():
-        if f.is_file() and not f.name.startswith("model.int8.onnx") and f.name != "manifest.json":
-            os.link(f, target / f.name)
-    shutil.copy(src / "manifest.json", target / "manifest.json")
-    return str(add_int8(target, keep))
-
-
 def chosen_keep_fp32(results: Path) -> tuple[str, tuple[str, ...]] | None:
     """``(name, keep_fp32)`` of the setting ``benchmarks/int8_fidelity.py`` chose, if it ran."""
     try:
@@ -209,7 +194,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from flame_reward.eval.metrics import pairwise_metrics
-    from flame_reward.models.onnx_export import cached_export
+    from flame_reward.models.onnx_export import cached_export, int8_copy
     from flame_reward.round_robin import play
 
     records = hh_records(args.pairs, args.seed)
@@ -230,7 +215,7 @@ def main() -> int:
         keep_name = "+".join(keep)
     partial_dir, partial_name = None, None
     if keep and args.int8_keep_fp32 != "":
-        partial_dir = _partial_int8(Path(onnx_dir), scratch / "int8-partial", keep)
+        partial_dir = str(int8_copy(onnx_dir, scratch / "int8-partial", keep))
         name = partial_name = f"ORT int8, {keep_name} fp32, + prefix sharing"
         specs[name] = ("onnx", "int8", True)
         variants[name] = make_judge(specs[name], partial_dir, adapter, common)

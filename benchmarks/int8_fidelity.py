@@ -185,21 +185,6 @@ def _records(sets: Sequence[str], split: str, per_set: int) -> dict[str, list[An
     return {name: first_records(name, split, per_set) for name in sets}
 
 
-def int8_copy(src: Path, target: Path, keep: Sequence[str]) -> Path:
-    """``src`` (an export) with its int8 graph re-quantised keeping ``keep`` fp32, in
-    ``target``: every other file is hard-linked (no copy of the fp32 graph), the int8 graph
-    and the manifest are written anew."""
-    from flame_reward.models.onnx_export import add_int8
-
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    for f in src.iterdir():
-        if f.is_file() and not f.name.startswith("model.int8.onnx") and f.name != "manifest.json":
-            os.link(f, target / f.name)
-    shutil.copy(src / "manifest.json", target / "manifest.json")
-    return add_int8(target, tuple(keep))
-
-
 def onnx_judge(path: Path, adapter: str | None, common: Mapping[str, Any]) -> Any:
     from flame_reward.autorater import Autorater
 
@@ -271,7 +256,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from flame_reward.autorater import Autorater
-    from flame_reward.models.onnx_export import cached_export
+    from flame_reward.models.onnx_export import cached_export, int8_copy
 
     adapter = None if args.adapter in ("none", "") else args.adapter
     common = {"batch_size": args.batch_size, "max_length": args.max_length, "threads": args.threads}

@@ -109,13 +109,13 @@ def test_outlier_ranking_covers_every_linear_layer(tiny_judge):
 
 
 def test_int8_copy_requantises_without_touching_the_source(tokenizer, tmp_path):
-    from flame_reward.models.onnx_export import export_loaded
+    from flame_reward.models.onnx_export import export_loaded, int8_copy
     from tests.conftest import make_tiny_loaded
 
     src = export_loaded(make_tiny_loaded(tokenizer, seed=1, initializer_range=0.5), tmp_path / "src",
                         quantize="int8", verify=False, fuse=False)
     before = (src / "model.int8.onnx").read_bytes(), (src / "manifest.json").read_text()
-    dst = fid.int8_copy(src, tmp_path / "copy", ("model.layers.1",))
+    dst = int8_copy(src, tmp_path / "copy", ("model.layers.1",))
     assert ((src / "model.int8.onnx").read_bytes(), (src / "manifest.json").read_text()) == before
     assert (dst / "model.onnx").samefile(src / "model.onnx")  # the fp32 graph is linked, not copied
     kept = json.loads((dst / "manifest.json").read_text())["graphs"]["int8"]["quantization"]["kept_fp32_modules"]

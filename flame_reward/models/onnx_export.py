@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -558,5 +559,19 @@ def add_int8(path: str | os.PathLike[str], keep_fp32: tuple[str, ...] = ()) -> P
     return judge_dir.path
 
 
-__all__ = ["add_int8", "cached_export", "export_loaded", "export_onnx", "fuse_for_ort", "keeps_fp32", "kv_cache_spec",
+def int8_copy(src: str | os.PathLike[str], target: str | os.PathLike[str], keep_fp32: Sequence[str] = ()) -> Path:
+    """A copy of the export ``src`` in ``target`` whose int8 graph keeps ``keep_fp32`` in fp32:
+    every other file is hard-linked (no second copy of the fp32 graph), the int8 graph and the
+    manifest are written anew, and ``src`` is left untouched (for trying many selections)."""
+    src, target = Path(src), Path(target)
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and not f.name.startswith(GRAPH_FILES["int8"]) and f.name != MANIFEST:
+            os.link(f, target / f.name)
+    shutil.copy(src / MANIFEST, target / MANIFEST)
+    return add_int8(target, tuple(keep_fp32))
+
+
+__all__ = ["add_int8", "cached_export", "int8_copy", "export_loaded", "export_onnx", "fuse_for_ort", "keeps_fp32", "kv_cache_spec",
            "linear_matmuls", "linear_modules", "quantize_int8", "verify_graph"]
