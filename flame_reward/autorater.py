@@ -230,11 +230,13 @@ def _onnx_heads(model: str | None, adapter: str | None, backend: Any) -> Any:
     hidden-state output."""
     import logging
 
-    from flame_reward.models.heads import is_head_dir, load_heads
-    from flame_reward.models.loading import is_embedded, resolve_adapter
+    from flame_reward.models.heads import is_head_dir
+    from flame_reward.models.loading import load_head_set, resolve_adapter
+    from flame_reward.models.onnx_format import is_onnx_dir
 
     # An export directory says which model it holds; the embedded default's heads fit only it.
-    resolved = resolve_adapter(backend.manifest.get("model") if is_onnx_model(model) else model, adapter)
+    exported = str(backend.manifest.get("model"))
+    resolved = resolve_adapter(exported if is_onnx_dir(model) else model, adapter)
     if not resolved or not is_head_dir(resolved):
         return None
     if not getattr(backend, "supports_hidden", False):
@@ -242,19 +244,7 @@ def _onnx_heads(model: str | None, adapter: str | None, backend: Any) -> Any:
             "verdict heads %s are not applied: this ONNX export has no hidden-state output "
             "(re-export it); verdicts are the raw model's", resolved)
         return None
-    heads = load_heads(resolved)
-    exported = str(backend.manifest.get("model"))
-    if heads.base_model and heads.base_model != exported and not (is_embedded(exported) and is_embedded(heads.base_model)):
-        from flame_reward.errors import ModelLoadError
-
-        raise ModelLoadError(f"head set {resolved!r} was trained on {heads.base_model!r}, not on {exported!r}")
-    return heads
-
-
-def is_onnx_model(model: str | None) -> bool:
-    from flame_reward.models.onnx_format import is_onnx_dir
-
-    return is_onnx_dir(model)
+    return load_head_set(resolved, exported)
 
 
 def _as_examples(items: Sequence[Any], names: tuple[str, ...], options: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -9,8 +9,9 @@ import sys
 import time
 from typing import Any
 
-from flame_reward.eval.metrics import pairwise_metrics
+from flame_reward.eval.metrics import pairwise_metrics, score_accuracy
 from flame_reward.eval.pairs import pair_example
+from flame_reward.results import Verdict
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -48,9 +49,9 @@ def run_demo(args: argparse.Namespace) -> int:
     total = pairwise_metrics(all_verdicts, all_labels)
     elapsed = time.perf_counter() - started
     rows.append(("all", total, elapsed))
-    raw_acc = {name: raw_accuracy(vs, ls) for name, vs, ls in _by_set(rows, chosen, all_verdicts, all_labels)}
-    heads = {name: sum(1 for v in vs if getattr(v, "head", None)) for name, vs, _ in
-             _by_set(rows, chosen, all_verdicts, all_labels)}
+    by_set = _by_set(chosen, all_verdicts, all_labels)
+    raw_acc = {name: raw_accuracy(vs, ls) for name, vs, ls in by_set}
+    heads = {name: sum(1 for v in vs if v.head) for name, vs, _ in by_set}
     header = (f"{'set':<22}{'pairs':>6}{'raw acc':>9}{'accuracy':>10}{'acc(AB)':>9}{'acc(BA)':>9}{'consistent':>12}"
               f"{'picks 1st':>11}{'head':>6}{'sec':>7}")
     print(header)
@@ -72,7 +73,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _by_set(rows: list[Any], chosen: dict[str, list[Any]], verdicts: list[Any],
+def _by_set(chosen: dict[str, list[Any]], verdicts: list[Any],
             labels: list[str]) -> list[tuple[str, list[Any], list[str]]]:
     """Each set's verdicts and labels (in the order judged), then all of them as ``all``."""
     out, at = [], 0
@@ -84,10 +85,6 @@ def _by_set(rows: list[Any], chosen: dict[str, list[Any]], verdicts: list[Any],
 
 def raw_accuracy(verdicts: list[Any], labels: list[str]) -> float:
     """Accuracy of the raw model's debiased verdict: ``raw_score`` where a head took part."""
-    points = []
-    for v, label in zip(verdicts, labels):
-        if label == "tie" or not hasattr(v, "score"):
-            continue
-        p = v.raw_score if v.raw_score is not None else v.score
-        points.append(0.5 if p == 0.5 else float((p > 0.5) == (label == "A")))
-    return sum(points) / len(points) if points else float("nan")
+    kept = [(v, label) for v, label in zip(verdicts, labels) if isinstance(v, Verdict)]
+    return score_accuracy([v.score if v.raw_score is None else v.raw_score for v, _ in kept],
+                          [label for _, label in kept])

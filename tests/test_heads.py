@@ -125,3 +125,24 @@ def test_heads_of_another_model_are_refused(tmp_path, scorers):
     heads.save(tmp_path)
     with pytest.raises(ModelLoadError, match="hidden size"):
         load_heads(tmp_path, hidden_size=heads.hidden_size + 1)
+
+
+def test_a_head_set_of_another_base_model_is_refused(tmp_path, scorers):
+    from flame_reward.models.loading import load_head_set
+
+    _, _, heads = scorers
+    HeadSet("h", heads.heads, base_model="some-other-model").save(tmp_path)
+    with pytest.raises(ModelLoadError, match="trained on 'some-other-model'"):
+        load_head_set(str(tmp_path), "smollm2-135m-instruct")
+    HeadSet("h", heads.heads, base_model="SmolLM2-135M-Instruct").save(tmp_path)  # an alias of the embedded default
+    assert load_head_set(str(tmp_path), "smollm2-135m-instruct").name == "h"
+    (tmp_path / "adapter_config.json").write_text("{}")
+    assert not is_head_dir(tmp_path)  # a LoRA directory is loaded as a LoRA
+
+
+def test_two_routes_with_one_key_are_refused(scorers):
+    _, _, heads = scorers
+    twin = Head(Route("twin", heads.heads[0].route.task, heads.heads[0].route.criteria + "  ",
+                      heads.heads[0].route.verdicts), heads.heads[0].weight, heads.heads[0].bias)
+    with pytest.raises(ModelLoadError, match="same task, criteria and labels"):
+        HeadSet("x", [heads.heads[0], twin])

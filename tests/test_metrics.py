@@ -45,3 +45,10 @@ def test_subsets_and_empty():
     assert math.isnan(pairwise_metrics([], []).accuracy)
     with pytest.raises(ValueError):
         pairwise_metrics([v(0.9, 0.1)], [])
+
+
+def test_score_accuracy_leaves_ties_out_and_halves_an_exact_half():
+    from flame_reward.eval.metrics import score_accuracy
+
+    assert score_accuracy([0.9, 0.2, 0.5, 0.7], ["A", "B", "A", "tie"]) == (1 + 1 + 0.5) / 3
+    assert score_accuracy([0.6], ["B"]) == 0.0

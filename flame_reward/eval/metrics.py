@@ -91,6 +91,14 @@ def pairwise_metrics(
     return m
 
 
+def score_accuracy(scores: Sequence[float], labels: Sequence[str]) -> float:
+    """Accuracy of debiased P(A) ``scores`` against human labels (A/B/tie), with the
+    conventions above: ties left out, a score of exactly 0.5 earns half a point."""
+    points = [_point(s, 1 - s) if label == "A" else _point(1 - s, s)
+              for s, label in zip(scores, labels) if label != "tie"]
+    return sum(points) / len(points) if points else float("nan")
+
+
 def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
     """Kendall's tau-b (ties in either variable accounted for), as SummEval reports it."""
     n = len(x)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flame_reward.eval.metrics import kendall_tau_b, proportion_interval, tau_interval
+from flame_reward.eval.metrics import kendall_tau_b, proportion_interval, score_accuracy, tau_interval
 from flame_reward.results import Verdict
 
 
@@ -48,11 +48,9 @@ def judge_records(judge: Any, name: str, records: Sequence[Any]) -> dict[str, An
 def _figure(kind: str, records: Sequence[Any], scores: Sequence[float], verdicts: Sequence[Verdict],
             side: str) -> dict[str, Any]:
     if kind == "pairwise":
-        # Human ties carry no preference to agree with (as in eval-pairs' accuracy).
-        pts = [0.5 if s == 0.5 else float((s > 0.5) == (r.label == "A"))
-               for r, s in zip(records, scores) if r.label != "tie"]
-        acc = sum(pts) / len(pts) if pts else float("nan")
-        return {"metric": "accuracy", "value": acc, "interval": proportion_interval(acc, len(pts))}
+        acc = score_accuracy(scores, [r.label for r in records])
+        decided = sum(1 for r in records if r.label != "tie")
+        return {"metric": "accuracy", "value": acc, "interval": proportion_interval(acc, decided)}
     if kind == "pointwise":
         by: dict[str, list[int]] = {}
         for i, r in enumerate(records):

@@ -49,9 +49,9 @@ class Route:
     criteria: str
     verdicts: tuple[str, ...]
 
-    def matches(self, task: str, example: Mapping[str, Any], verdicts: Sequence[str]) -> bool:
-        return (task == self.task and tuple(verdicts) == self.verdicts
-                and criteria_key(example.get("criteria")) == criteria_key(self.criteria))
+    def key(self) -> tuple[str, str | None, tuple[str, ...]]:
+        """What an item must match: task type, rendered criteria text, verdict labels."""
+        return (self.task, criteria_key(self.criteria), self.verdicts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "task": self.task, "criteria": self.criteria, "verdicts": list(self.verdicts)}
@@ -83,9 +83,9 @@ class HeadSet:
         names = [h.route.name for h in self.heads]
         if len(set(names)) != len(names):
             raise ModelLoadError(f"head set {name!r}: route names repeat: {names}")
-        self._by_criteria: dict[tuple[str, str | None], list[Head]] = {}
-        for head in self.heads:
-            self._by_criteria.setdefault((head.route.task, criteria_key(head.route.criteria)), []).append(head)
+        self._by_key = {head.route.key(): head for head in self.heads}
+        if len(self._by_key) != len(self.heads):
+            raise ModelLoadError(f"head set {name!r}: two routes have the same task, criteria and labels")
 
     @property
     def routes(self) -> list[Route]:
@@ -97,10 +97,7 @@ class HeadSet:
 
     def head_for(self, task: str, example: Mapping[str, Any], verdicts: Sequence[str]) -> Head | None:
         """The head trained for this judgment, or ``None`` (the raw model judges it)."""
-        for head in self._by_criteria.get((task, criteria_key(example.get("criteria"))), ()):
-            if head.route.matches(task, example, verdicts):
-                return head
-        return None
+        return self._by_key.get((task, criteria_key(example.get("criteria")), tuple(verdicts)))
 
     def save(self, directory: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
         """Write ``heads.json`` and ``heads.safetensors`` into ``directory``."""
@@ -124,8 +121,12 @@ class HeadSet:
 
 
 def is_head_dir(path: str | Path | None) -> bool:
-    """Whether ``path`` is a head-set directory (``heads.json`` present)."""
-    return path is not None and (Path(path).expanduser() / HEADS_FILE).is_file()
+    """Whether ``path`` is a head-set directory: ``heads.json``, and no PEFT LoRA
+    (``adapter_config.json``) beside it, which would be loaded as a LoRA instead."""
+    if path is None:
+        return False
+    root = Path(path).expanduser()
+    return (root / HEADS_FILE).is_file() and not (root / "adapter_config.json").is_file()
 
 
 def load_heads(directory: str | Path, hidden_size: int | None = None) -> HeadSet:

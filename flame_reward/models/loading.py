@@ -97,6 +97,19 @@ def resolve_adapter(model: str | None, adapter: str | None) -> str | None:
     return adapter
 
 
+def load_head_set(directory: str, model_name: str, model_path: str | None = None,
+                  hidden_size: int | None = None) -> Any:
+    """A verdict head set for the model ``model_name`` (its directory ``model_path``): refused
+    when it was trained on another base model, or reads another hidden size."""
+    heads = load_heads(directory, hidden_size=hidden_size)
+    base = heads.base_model
+    fits = base in (model_name, Path(model_path).name if model_path else None) or (
+        is_embedded(model_name) and is_embedded(base))
+    if base and not fits:
+        raise ModelLoadError(f"head set {directory!r} was trained on {base!r}, not on {model_name!r}")
+    return heads
+
+
 def load_model(
     model: str | None = None,
     *,
@@ -150,11 +163,8 @@ def load_model(
     adapter_hash = None
     heads = None
     adapter = resolve_adapter(model, adapter)
-    if adapter and is_head_dir(adapter) and not (Path(adapter).expanduser() / "adapter_config.json").is_file():
-        heads = load_heads(adapter, hidden_size=getattr(lm.get_output_embeddings(), "in_features", None))
-        if heads.base_model and heads.base_model not in (name, Path(path).name) and not (
-                is_embedded(model) and heads.base_model in EMBEDDED_ALIASES):
-            raise ModelLoadError(f"head set {adapter!r} was trained on {heads.base_model!r}, not on {name!r}")
+    if adapter and is_head_dir(adapter):
+        heads = load_head_set(adapter, name, path, hidden_size=getattr(lm.get_output_embeddings(), "in_features", None))
         adapter_hash = adapter_sha256(Path(adapter).expanduser())
     elif adapter:
         apath = Path(adapter).expanduser()

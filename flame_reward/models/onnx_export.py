@@ -499,7 +499,7 @@ def cached_export(model: str | None, *, adapter: str | None = "auto", quantize: 
         local = Path(str(model)).expanduser()
         name = str(local.resolve()) if local.exists() else str(model)
     resolved = resolve_adapter(model, adapter)
-    if resolved and is_head_dir(resolved) and not (Path(resolved).expanduser() / "adapter_config.json").is_file():
+    if resolved and is_head_dir(resolved):
         resolved, adapter = None, None  # heads ride beside the raw graph: one raw export serves both
     adapter_sha = adapter_sha256(Path(resolved).expanduser()) if resolved else None
     key = hashlib.sha256(json.dumps([name, adapter_sha, revision, FORMAT_VERSION]).encode()).hexdigest()[:16]

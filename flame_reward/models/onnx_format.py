@@ -43,6 +43,7 @@ from typing import Any
 
 from flame_reward.errors import InvalidInput, ModelLoadError
 from flame_reward.models.digests import adapter_sha256
+from flame_reward.models.heads import is_head_dir
 
 MANIFEST = "manifest.json"
 FORMAT = "flame-reward-onnx-judge"
@@ -221,7 +222,7 @@ def _check_adapter(p: Path, manifest: dict[str, Any], adapter: str | None) -> No
     if adapter in (None, "auto", "none", ""):
         return
     apath = Path(adapter).expanduser()
-    if (apath / "heads.json").is_file() and not (apath / "adapter_config.json").is_file():
+    if is_head_dir(apath):
         return  # verdict heads are applied beside the graph, never merged into it
     if not (apath / "adapter_config.json").is_file():
         raise ModelLoadError(f"adapter directory {adapter!r} has no adapter_config.json")

@@ -67,8 +67,6 @@ def start_loop(cfg: LoopSettings, kind: str, *, out: str, source: str, pool_key:
     under ``pool_key``) and the model cache both loops share."""
     from dataclasses import asdict
 
-    from pathlib import Path
-
     from flame_reward.models.heads import is_head_dir
     from flame_reward.models.loading import resolve_adapter
     from flame_reward.selfimprove import models as model_loading
@@ -80,7 +78,7 @@ def start_loop(cfg: LoopSettings, kind: str, *, out: str, source: str, pool_key:
     templates = load_templates(cfg.templates)
     pool = load_instructions(source)
     start_adapter = resolve_adapter(model, adapter)
-    if start_adapter and is_head_dir(start_adapter) and not (Path(start_adapter) / "adapter_config.json").is_file():
+    if start_adapter and is_head_dir(start_adapter):
         # The loops fine-tune LoRA weights; verdict heads are not LoRA weights to start from.
         start_adapter = None
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "extra", adapter_field)}

@@ -32,6 +32,7 @@ from typing import Any
 from flame_reward.data.records import ClassRecord, PairRecord, ScoreRecord
 from flame_reward.data.sets import load_classes, load_pairs, load_scores, named_sets
 from flame_reward.errors import InvalidInput
+from flame_reward.train.examples import from_class, from_score
 from flame_reward.results import ItemError
 
 #: Bumped when what a features file holds changes (old caches are then recomputed).
@@ -67,20 +68,6 @@ class SetFeatures:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def take(self, rows: Sequence[int]) -> SetFeatures:
-        import torch
-
-        idx = torch.as_tensor(list(rows), dtype=torch.long)
-        pick = [list(rows)]
-        return SetFeatures(self.name, self.kind, self.task, self.labels,
-                           [self.keys[i] for i in pick[0]], [self.subsets[i] for i in pick[0]],
-                           [self.groups[i] for i in pick[0]], [self.criteria[i] for i in pick[0]],
-                           self.logp[idx], self.hidden[idx], self.target[idx], self.value[idx],
-                           self.seconds, self.tokens)
-
-
-_TASK = {"pairwise": "pairwise", "pointwise": "pointwise", "classification": "classification"}
-
 
 def set_kind(name: str) -> str:
     """``pairwise``, ``pointwise`` or ``classification`` for a registered set name."""
@@ -115,10 +102,7 @@ def record_example(record: Any) -> tuple[dict[str, Any], list[list[float]], floa
         return ex, [first, first[::-1]], {"A": 1.0, "B": 0.0, "tie": 0.5}[record.label]
     if isinstance(record, ScoreRecord):
         low, high = int(record.scale[0]), int(record.scale[1])
-        ex = {"prompt": record.prompt, "response": record.response, "scale": (low, high)}
-        for src, dst in (("source_text", "source"), ("reference", "reference"), ("criteria", "criteria")):
-            if record.extra.get(src):
-                ex[dst] = record.extra[src]
+        ex = from_score(record).example
         r = min(float(high), max(float(low), float(record.score)))
         dist = [0.0] * (high - low + 1)
         lo = math.floor(r)
@@ -128,10 +112,7 @@ def record_example(record: Any) -> tuple[dict[str, Any], list[list[float]], floa
             dist[lo - low + 1] += frac
         return ex, [dist], float(record.score)
     if isinstance(record, ClassRecord):
-        ex = {"prompt": record.prompt, "response": record.response, "labels": list(record.labels)}
-        for src, dst in (("source_text", "source"), ("criteria", "criteria")):
-            if record.extra.get(src):
-                ex[dst] = record.extra[src]
+        ex = from_class(record).example
         dist = [1.0 if lab == record.label else 0.0 for lab in record.labels]
         return ex, [dist], 1.0 if record.label == record.labels[0] else 0.0
     raise TypeError(f"no verdict features for {type(record).__name__}")
@@ -142,7 +123,7 @@ def extract(scorer: Any, name: str, records: Sequence[Any], *, progress: bool = 
     import torch
 
     kind = set_kind(name)
-    task = _TASK[kind]
+    task = kind  # each kind of set is judged by the task type of the same name
     made = [record_example(r) for r in records]
     # Records of one input (an article's summaries, a prompt's pairs) side by side, so a
     # batch shares their long prefix; results are put back in record order.
