@@ -8,7 +8,6 @@ import torch
 
 from flame_reward.data.records import ClassRecord, PairRecord, ScoreRecord
 from flame_reward.errors import InvalidInput
-from flame_reward.models.heads import Route
 from flame_reward.train.features import SetFeatures, record_example
 from flame_reward.train.heads import HeadsConfig, _rows, fit, routes_of, select, set_metrics
 from flame_reward.train.heads_command import parse_caps
